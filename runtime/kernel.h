@@ -1,0 +1,68 @@
+// The interface between the executor and the backends that run nodes.
+//
+// At load the executor describes each node's inputs and outputs (TensorDesc,
+// shapes fully known) and asks backends, in order of preference, to compile a
+// Kernel. On every request it binds memory and calls Kernel::Run. Backends do
+// all expensive work (weight packing, primitive creation) in Compile.
+#ifndef SLIMSERVE_RUNTIME_KERNEL_H_
+#define SLIMSERVE_RUNTIME_KERNEL_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "runtime/graph.h"
+#include "runtime/tensor.h"
+
+namespace slimserve::runtime {
+
+// A value as seen at compile time.
+struct TensorDesc {
+  DataType dtype = DataType::kUndefined;  // kUndefined: an omitted optional input
+  Shape shape;
+  // Set when the value is known at compile time (initializer or folded constant).
+  // Owned by the executor; valid while the kernel lives.
+  const Tensor* constant = nullptr;
+
+  bool defined() const { return dtype != DataType::kUndefined; }
+};
+
+struct KernelArgs {
+  absl::Span<const Tensor> inputs;  // an omitted optional input is an undefined Tensor
+  absl::Span<Tensor> outputs;       // memory of the planned size, contents undefined
+  void* scratch = nullptr;          // Kernel::scratch_bytes() bytes, 64-byte aligned
+};
+
+// A node compiled for fixed input shapes. Run may be called concurrently from
+// several threads with different KernelArgs; it must not mutate the kernel.
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual absl::Status Run(const KernelArgs& args) const = 0;
+  virtual size_t scratch_bytes() const { return 0; }
+};
+
+struct CompileRequest {
+  const Node& node;
+  int64_t opset;
+  absl::Span<const TensorDesc> inputs;
+  absl::Span<const TensorDesc> outputs;  // dtype and shape from shape inference
+  int num_threads;
+};
+
+// A source of kernels. Backends are stateless after construction, or guard
+// their own state: Compile may be called from several threads.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // A kernel for the node, or nullptr when this backend does not run this node
+  // at these types and shapes. An error means the node itself is invalid.
+  virtual absl::StatusOr<std::unique_ptr<Kernel>> Compile(const CompileRequest& request) = 0;
+};
+
+}  // namespace slimserve::runtime
+
+#endif  // SLIMSERVE_RUNTIME_KERNEL_H_

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds slimserve and runs every test: the release build's full ctest suite,
+# then the same tests built with AddressSanitizer and UndefinedBehaviorSanitizer.
+# Installs missing Debian packages first. Usage: tools/test.sh [--no-asan]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--help" ]]; then
+  sed -n '2,4p' "$0" | sed 's/^# //'
+  exit 0
+fi
+
+tools/install_deps.sh
+
+jobs=$(nproc)
+build() {  # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  ninja -C "$dir" -j "$jobs"
+}
+
+build build/release -DCMAKE_BUILD_TYPE=Release
+ctest --test-dir build/release --output-on-failure -j 1
+
+if [[ "${1:-}" != "--no-asan" ]]; then
+  build build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIMSERVE_SANITIZE=ON
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build/asan --output-on-failure -j 1 -LE slow
+fi
