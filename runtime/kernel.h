@@ -9,7 +9,7 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -18,6 +18,21 @@
 
 namespace slimserve::runtime {
 
+class Backend;
+class Kernel;
+
+// A memory layout other than dense row-major, chosen by a backend for the
+// values its kernels produce (e.g. oneDNN's channel-blocked nChw16c). Only
+// kernels of the owning backend read it; the executor asks the owner for a
+// conversion to row-major wherever another backend or the caller reads it.
+class Layout {
+ public:
+  virtual ~Layout() = default;
+  virtual Backend* owner() const = 0;
+  // For reports, e.g. "onednn:aBcd16b".
+  virtual std::string name() const = 0;
+};
+
 // A value as seen at compile time.
 struct TensorDesc {
   DataType dtype = DataType::kUndefined;  // kUndefined: an omitted optional input
@@ -25,6 +40,10 @@ struct TensorDesc {
   // Set when the value is known at compile time (initializer or folded constant).
   // Owned by the executor; valid while the kernel lives.
   const Tensor* constant = nullptr;
+  // Null for row-major. Set by a backend's Compile on the outputs it produces.
+  std::shared_ptr<const Layout> layout;
+  // Bytes the value occupies in `layout`; 0 means the row-major size.
+  int64_t bytes = 0;
 
   bool defined() const { return dtype != DataType::kUndefined; }
 };
@@ -48,7 +67,8 @@ struct CompileRequest {
   const Node& node;
   int64_t opset;
   absl::Span<const TensorDesc> inputs;
-  absl::Span<const TensorDesc> outputs;  // dtype and shape from shape inference
+  // Dtype and shape from shape inference; a backend may set layout and bytes.
+  absl::Span<TensorDesc> outputs;
   int num_threads;
 };
 
@@ -57,10 +77,13 @@ struct CompileRequest {
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual std::string_view name() const = 0;
+  virtual absl::string_view name() const = 0;
   // A kernel for the node, or nullptr when this backend does not run this node
   // at these types and shapes. An error means the node itself is invalid.
   virtual absl::StatusOr<std::unique_ptr<Kernel>> Compile(const CompileRequest& request) = 0;
+  // A kernel copying `value`, in one of this backend's layouts, to a row-major
+  // tensor of the same dtype and shape. Backends that set layouts override it.
+  virtual absl::StatusOr<std::unique_ptr<Kernel>> CompileToRowMajor(const TensorDesc& value);
 };
 
 }  // namespace slimserve::runtime

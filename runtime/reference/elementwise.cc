@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 
 #include "runtime/reference/common.h"
 #include "runtime/reference/op_registry.h"
@@ -57,7 +58,7 @@ absl::Status InferComparison(InferContext& c) {
   return absl::OkStatus();
 }
 
-// Pow and PRelu: the output has input 0's type and the broadcast shape.
+// Pow: the output has input 0's type and the broadcast shape.
 absl::Status InferBroadcastAsInput0(InferContext& c) {
   Shape out;
   RETURN_IF_ERROR(BroadcastAll(c, &out));
@@ -348,11 +349,36 @@ absl::Status Pow(ComputeContext& c) {
   });
 }
 
-// PRelu: slope broadcasts to X (unidirectionally).
+// PRelu's slope as it broadcasts to X (unidirectionally). Before opset 7 a
+// slope of shape [C] applies along the channel axis 1, not along the last axis
+// as numpy broadcasting would have it; PyTorch exports rely on this.
+Shape PReluSlopeShape(int64_t opset, const Shape& x, const Shape& slope) {
+  if (opset >= 7 || slope.size() != 1 || x.size() < 2 || slope[0] != x[1]) return slope;
+  Shape channel(x.size() - 1, 1);
+  channel[0] = slope[0];
+  return channel;
+}
+
+absl::Status InferPRelu(InferContext& c) {
+  RETURN_IF_ERROR(CheckSameTypes(c, 0, 2));
+  const Shape& x = c.input(0).shape;
+  const absl::StatusOr<Shape> out =
+      BroadcastShapes(x, PReluSlopeShape(c.opset, x, c.input(1).shape));
+  if (!out.ok() || *out != x) {
+    return c.Error(absl::StrCat("slope of shape ", ShapeToString(c.input(1).shape),
+                                " does not broadcast to X's shape ", ShapeToString(x)));
+  }
+  c.SetOutput(0, c.input(0).dtype, x);
+  return absl::OkStatus();
+}
+
 absl::Status PRelu(ComputeContext& c) {
-  return VisitNumeric(c.input(0).dtype(), [&](auto tag) -> absl::Status {
+  const Tensor& data = c.input(0);
+  const Tensor slope =
+      c.input(1).Reshaped(PReluSlopeShape(c.opset, data.shape(), c.input(1).shape()));
+  return VisitNumeric(data.dtype(), [&](auto tag) -> absl::Status {
     using T = typename decltype(tag)::type;
-    BroadcastBinary<T, T>(c.input(0), c.input(1), c.outputs[0],
+    BroadcastBinary<T, T>(data, slope, c.outputs[0],
                           [](T x, T s) { return x < T(0) ? static_cast<T>(x * s) : x; });
     return absl::OkStatus();
   });
@@ -429,9 +455,76 @@ absl::Status Where(ComputeContext& c) {
   });
 }
 
-absl::Status InferCast(InferContext& c) {
-  const auto to = static_cast<DataType>(c.node.GetInt("to", 0));
-  if (!IsSupportedDataType(to) || to == DataType::kFloat16 || to == DataType::kBFloat16) {
+// float16 and bfloat16 are stored as their bits (uint16). Both are IEEE-style
+// binary formats, so one pair of conversions, parameterized by the widths of
+// the exponent and mantissa fields, serves them.
+struct HalfFormat {
+  int exponent_bits;
+  int mantissa_bits;
+};
+constexpr HalfFormat kFloat16Format{5, 10};
+constexpr HalfFormat kBFloat16Format{8, 7};
+
+const HalfFormat* HalfFormatOf(DataType t) {
+  return t == DataType::kFloat16    ? &kFloat16Format
+         : t == DataType::kBFloat16 ? &kBFloat16Format
+                                    : nullptr;
+}
+
+double HalfToDouble(uint16_t bits, HalfFormat f) {
+  const int m = f.mantissa_bits, bias = (1 << (f.exponent_bits - 1)) - 1;
+  const int exponent = (bits >> m) & ((1 << f.exponent_bits) - 1);
+  const double mantissa = bits & ((1 << m) - 1);
+  const double sign = (bits & 0x8000) != 0 ? -1.0 : 1.0;
+  if (exponent == (1 << f.exponent_bits) - 1) {
+    return mantissa == 0 ? sign * std::numeric_limits<double>::infinity()
+                         : std::numeric_limits<double>::quiet_NaN();
+  }
+  if (exponent == 0) return sign * std::ldexp(mantissa, 1 - bias - m);  // subnormal
+  return sign * std::ldexp(mantissa + (1 << m), exponent - bias - m);
+}
+
+// Rounds to the nearest value of the format, ties to even (IEEE's default).
+// Converting from double directly avoids rounding twice via float.
+uint16_t DoubleToHalf(double x, HalfFormat f) {
+  const int m = f.mantissa_bits, bias = (1 << (f.exponent_bits - 1)) - 1;
+  const uint16_t sign = std::signbit(x) ? 0x8000 : 0;
+  const int64_t inf = int64_t{(1 << f.exponent_bits) - 1} << m;
+  if (std::isnan(x)) return static_cast<uint16_t>(sign | inf | (1 << (m - 1)));  // quiet NaN
+  const double a = std::fabs(x);
+  if (a == 0 || std::isinf(a)) return static_cast<uint16_t>(sign | (a == 0 ? 0 : inf));
+  int e;
+  std::frexp(a, &e);              // a = f * 2^e with 0.5 <= f < 1
+  e = std::max(e - 1, 1 - bias);  // exponent of the leading bit; subnormals share the least
+  // a in units of the last mantissa bit; nearbyint rounds ties to even.
+  const int64_t units = static_cast<int64_t>(std::nearbyint(std::ldexp(a, m - e)));
+  // A normal value's leading bit adds 1 to the exponent field, and rounding up
+  // to the next power of two carries into it once more: addition gets both
+  // right, and runs into the infinity pattern on overflow.
+  const int64_t bits = (int64_t{e + bias - 1} << m) + units;
+  return static_cast<uint16_t>(sign | std::min(bits, inf));
+}
+
+template <typename To, typename From>
+To CastValue(From x) {
+  if constexpr (std::is_same_v<To, bool>) {
+    return x != From(0);
+  } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
+    // Out-of-range and NaN conversions are undefined in C++; saturate.
+    const double v = static_cast<double>(x);
+    const double lo = static_cast<double>(std::numeric_limits<To>::lowest());
+    const double hi = static_cast<double>(std::numeric_limits<To>::max());
+    return std::isnan(v) ? To(0)
+           : v <= lo     ? std::numeric_limits<To>::lowest()
+           : v >= hi     ? std::numeric_limits<To>::max()
+                         : static_cast<To>(v);
+  } else {
+    return static_cast<To>(x);
+  }
+}
+
+absl::Status InferCastTo(InferContext& c, DataType to) {
+  if (!IsSupportedDataType(to)) {
     return absl::UnimplementedError(
         absl::StrCat(c.node.Describe(), ": Cast to ", DataTypeName(to), " is not supported"));
   }
@@ -439,32 +532,44 @@ absl::Status InferCast(InferContext& c) {
   return absl::OkStatus();
 }
 
+absl::Status InferCast(InferContext& c) {
+  return InferCastTo(c, static_cast<DataType>(c.node.GetInt("to", 0)));
+}
+
+absl::Status InferCastLike(InferContext& c) { return InferCastTo(c, c.input(1).dtype); }
+
+// Cast and CastLike: to the output's type.
 absl::Status Cast(ComputeContext& c) {
   const Tensor& in = c.input(0);
   Tensor& out = c.outputs[0];
-  return VisitAll(in.dtype(), [&](auto from_tag) -> absl::Status {
+  const int64_t n = in.num_elements();
+  const HalfFormat* from = HalfFormatOf(in.dtype());
+  const HalfFormat* to = HalfFormatOf(out.dtype());
+  if (from == nullptr && to == nullptr) {
+    return VisitAll(in.dtype(), [&](auto from_tag) -> absl::Status {
     using From = typename decltype(from_tag)::type;
     return VisitAll(out.dtype(), [&](auto to_tag) -> absl::Status {
       using To = typename decltype(to_tag)::type;
       const From* x = in.data<From>();
       To* y = out.data<To>();
-      for (int64_t i = 0; i < in.num_elements(); ++i) {
-        if constexpr (std::is_same_v<To, bool>) {
-          y[i] = x[i] != From(0);
-        } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
-          // Out-of-range and NaN conversions are undefined in C++; saturate.
-          const double v = static_cast<double>(x[i]);
-          const double lo = static_cast<double>(std::numeric_limits<To>::lowest());
-          const double hi = static_cast<double>(std::numeric_limits<To>::max());
-          y[i] = std::isnan(v) ? To(0) : v <= lo ? std::numeric_limits<To>::lowest()
-                                                 : v >= hi ? std::numeric_limits<To>::max()
-                                                           : static_cast<To>(v);
-        } else {
-          y[i] = static_cast<To>(x[i]);
-        }
-      }
-      return absl::OkStatus();
+      for (int64_t i = 0; i < n; ++i) y[i] = CastValue<To>(x[i]);
+        return absl::OkStatus();
     });
+    });
+  }
+  // 16-bit floats convert through double, which holds every value of the
+  // other types exactly (int64 beyond 2^53 aside).
+  auto load = [&](int64_t i) {
+    return from != nullptr ? HalfToDouble(in.data<uint16_t>()[i], *from) : in.GetDouble(i);
+  };
+  if (to != nullptr) {
+    for (int64_t i = 0; i < n; ++i) out.data<uint16_t>()[i] = DoubleToHalf(load(i), *to);
+    return absl::OkStatus();
+  }
+  return VisitAll(out.dtype(), [&](auto to_tag) -> absl::Status {
+    using To = typename decltype(to_tag)::type;
+    for (int64_t i = 0; i < n; ++i) out.data<To>()[i] = CastValue<To>(load(i));
+    return absl::OkStatus();
   });
 }
 
@@ -519,7 +624,7 @@ void RegisterElementwiseOps(OpTable& t) {
     t[name] = OpDef{.infer = InferBroadcast, .compute = fn};
   }
   t["Pow"] = OpDef{.infer = InferBroadcastAsInput0, .compute = Pow};
-  t["PRelu"] = OpDef{.infer = InferBroadcastAsInput0, .compute = PRelu};
+  t["PRelu"] = OpDef{.infer = InferPRelu, .compute = PRelu};
   for (auto [name, fn] : std::initializer_list<std::pair<const char*, ComputeFn>>{
            {"Equal", Equal}, {"Greater", Greater}, {"Less", Less},
            {"GreaterOrEqual", GreaterOrEqual}, {"LessOrEqual", LessOrEqual},
@@ -528,6 +633,7 @@ void RegisterElementwiseOps(OpTable& t) {
   }
   t["Where"] = OpDef{.infer = InferWhere, .compute = Where};
   t["Cast"] = OpDef{.infer = InferCast, .compute = Cast};
+  t["CastLike"] = OpDef{.infer = InferCastLike, .compute = Cast};
   t["Dropout"] = OpDef{.infer = InferDropout, .compute = Dropout, .value_inputs = {2}};
 }
 

@@ -13,11 +13,12 @@
 #define SLIMSERVE_RUNTIME_REFERENCE_OP_REGISTRY_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "runtime/graph.h"
 #include "runtime/kernel.h"
@@ -69,6 +70,14 @@ using OpTable = absl::flat_hash_map<std::string, OpDef>;
 
 // The op for a default-domain op type, or nullptr.
 const OpDef* FindOp(absl::string_view op_type);
+// The op a node runs: default domain, or the runtime's fused ops; else nullptr.
+const OpDef* FindOp(const Node& node);
+
+// Computes a node on known inputs, once (constant folding). Inputs without
+// data (null raw_data) are fine for ops that read only shapes.
+absl::StatusOr<std::vector<Tensor>> Evaluate(const Node& node, int64_t opset,
+                                             absl::Span<const Tensor> inputs,
+                                             int64_t max_tensor_bytes);
 // Sorted names of all supported op types.
 std::vector<std::string> SupportedOps();
 
@@ -77,6 +86,8 @@ void RegisterElementwiseOps(OpTable& table);
 void RegisterTensorOps(OpTable& table);
 void RegisterNnOps(OpTable& table);
 void RegisterReduceOps(OpTable& table);
+// The runtime's fused ops, keyed "slimserve.FusedConv" etc.
+void RegisterFusedOps(OpTable& table);
 
 }  // namespace slimserve::runtime::reference
 

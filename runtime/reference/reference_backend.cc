@@ -25,8 +25,7 @@ class ReferenceKernel final : public Kernel {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Kernel>> ReferenceBackend::Compile(const CompileRequest& request) {
-  if (!request.node.domain.empty()) return nullptr;
-  const OpDef* op = FindOp(request.node.op_type);
+  const OpDef* op = FindOp(request.node);
   if (op == nullptr) return nullptr;
   return std::make_unique<ReferenceKernel>(request.node, request.opset, *op, request.num_threads);
 }

@@ -9,7 +9,7 @@ namespace slimserve::runtime::reference {
 
 class ReferenceBackend final : public Backend {
  public:
-  std::string_view name() const override { return "reference"; }
+  absl::string_view name() const override { return "reference"; }
   absl::StatusOr<std::unique_ptr<Kernel>> Compile(const CompileRequest& request) override;
 };
 

@@ -18,13 +18,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "runtime/executor.h"
-#include "runtime/onnx_import.h"
-#include "runtime/onnx_tensor.h"
-#include "runtime/status_macros.h"
+#include "runtime/backends.h"
+#include "tests/common/test_dir.h"
 
 namespace fs = std::filesystem;
-using namespace slimserve::runtime;
+using slimserve::tests::DirTestOptions;
+using slimserve::tests::DirTestResult;
+using slimserve::tests::Outcome;
 
 namespace {
 
@@ -35,6 +35,8 @@ constexpr char kUsage[] =
     "  --filter TEXT          only tests whose name contains TEXT\n"
     "  --expected-failures F  file of 'test_name reason' lines allowed to fail\n"
     "  --min-passed N         fail unless at least N tests pass\n"
+    "  --backend B            auto|onednn|xnnpack|reference (default reference)\n"
+    "  --optimize             run the graph passes before executing\n"
     "  --verbose              print every test's result and every skip reason\n";
 
 struct Options {
@@ -43,109 +45,10 @@ struct Options {
   std::string filter;
   std::string expected_failures;
   int64_t min_passed = 0;
+  std::string backend = "reference";
+  bool optimize = false;
   bool verbose = false;
 };
-
-enum class Outcome { kPassed, kFailed, kSkipped };
-
-struct Result {
-  Outcome outcome;
-  std::string reason;
-};
-
-std::vector<fs::path> SortedEntries(const fs::path& dir, const std::string& prefix) {
-  std::vector<fs::path> entries;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) entries.push_back(e.path());
-  }
-  // input_10 after input_9.
-  std::sort(entries.begin(), entries.end(), [](const fs::path& a, const fs::path& b) {
-    const std::string sa = a.filename().string(), sb = b.filename().string();
-    return sa.size() != sb.size() ? sa.size() < sb.size() : sa < sb;
-  });
-  return entries;
-}
-
-std::string Compare(const Tensor& got, const Tensor& want, double rtol, double atol) {
-  if (got.dtype() != want.dtype()) {
-    return absl::StrCat("type ", DataTypeName(got.dtype()), " instead of ", DataTypeName(want.dtype()));
-  }
-  if (got.shape() != want.shape()) {
-    return absl::StrCat("shape ", ShapeToString(got.shape()), " instead of ", ShapeToString(want.shape()));
-  }
-  for (int64_t i = 0; i < want.num_elements(); ++i) {
-    const double g = got.GetDouble(i), w = want.GetDouble(i);
-    if (std::isnan(w) && std::isnan(g)) continue;
-    if (std::isinf(w) && g == w) continue;
-    if (!(std::fabs(g - w) <= atol + rtol * std::fabs(w))) {
-      return absl::StrCat("element ", i, " is ", g, ", expected ", w);
-    }
-  }
-  return "";
-}
-
-Result Skip(const absl::Status& s) { return {Outcome::kSkipped, std::string(s.message())}; }
-Result Fail(const std::string& why) { return {Outcome::kFailed, why}; }
-
-Result RunTest(const fs::path& dir) {
-  absl::StatusOr<Graph> graph = ImportOnnxFile((dir / "model.onnx").string(), ImportOptions{});
-  if (!graph.ok()) {
-    if (graph.status().code() == absl::StatusCode::kUnimplemented) return Skip(graph.status());
-    return Fail(std::string(graph.status().message()));
-  }
-  const std::vector<ValueInfo> inputs = graph->inputs;
-  absl::StatusOr<std::unique_ptr<Executor>> executor = Executor::Create(*std::move(graph), {});
-  if (!executor.ok()) {
-    if (executor.status().code() == absl::StatusCode::kUnimplemented) return Skip(executor.status());
-    return Fail(std::string(executor.status().message()));
-  }
-  const auto sets = SortedEntries(dir, "test_data_set_");
-  if (sets.empty()) return Fail("no test_data_set folder");
-  for (const fs::path& set : sets) {
-    std::vector<Tensor> feeds;
-    for (const fs::path& p : SortedEntries(set, "input_")) {
-      absl::StatusOr<Tensor> t = ReadTensorProtoFile(p.string());
-      if (!t.ok()) {
-        if (t.status().code() == absl::StatusCode::kUnimplemented) return Skip(t.status());
-        return Fail(std::string(t.status().message()));
-      }
-      // The suite stores bfloat16 and float16 inputs as uint16 bits: relabel them.
-      const size_t k = feeds.size();
-      if (k < inputs.size() && t->dtype() == DataType::kUint16 &&
-          (inputs[k].dtype == DataType::kBFloat16 || inputs[k].dtype == DataType::kFloat16)) {
-        *t = Tensor::View(inputs[k].dtype, t->shape(), t->raw_data()).Clone();
-      }
-      feeds.push_back(*std::move(t));
-    }
-    // Test data may omit trailing optional inputs that the graph declares.
-    if (feeds.size() != inputs.size()) {
-      return Skip(absl::UnimplementedError(absl::StrCat("test feeds ", feeds.size(),
-                                                        " inputs, the graph declares ",
-                                                        inputs.size())));
-    }
-    absl::StatusOr<std::vector<Tensor>> outputs = (*executor)->Run(feeds);
-    if (!outputs.ok()) {
-      if (outputs.status().code() == absl::StatusCode::kUnimplemented) return Skip(outputs.status());
-      return Fail(std::string(outputs.status().message()));
-    }
-    const auto expected = SortedEntries(set, "output_");
-    if (expected.size() != outputs->size()) {
-      return Fail(absl::StrCat(outputs->size(), " outputs, expected ", expected.size()));
-    }
-    for (size_t k = 0; k < expected.size(); ++k) {
-      absl::StatusOr<Tensor> want = ReadTensorProtoFile(expected[k].string());
-      if (!want.ok()) {
-        if (want.status().code() == absl::StatusCode::kUnimplemented) return Skip(want.status());
-        return Fail(std::string(want.status().message()));
-      }
-      const std::string diff = Compare((*outputs)[k], *want, 1e-3, 1e-7);
-      if (!diff.empty()) {
-        return Fail(absl::StrCat(set.filename().string(), " output ", k, ": ", diff));
-      }
-    }
-  }
-  return {Outcome::kPassed, ""};
-}
 
 // "unsupported operator If (If node 'x'); all ..." -> "operator If".
 std::string SkipCategory(const std::string& reason) {
@@ -155,6 +58,15 @@ std::string SkipCategory(const std::string& reason) {
     return "operator " + reason.substr(op_marker.size(), end - op_marker.size());
   }
   return reason.substr(0, std::min<size_t>(reason.size(), 60));
+}
+
+std::vector<fs::path> TestFolders(const fs::path& root) {
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (e.is_directory() && e.path().filename().string().rfind("test_", 0) == 0) dirs.push_back(e.path());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
 }
 
 }  // namespace
@@ -186,6 +98,10 @@ int main(int argc, char** argv) {
         std::cerr << "--min-passed needs a number\n";
         return 2;
       }
+    } else if (arg == "--backend") {
+      options.backend = value();
+    } else if (arg == "--optimize") {
+      options.optimize = true;
     } else if (arg == "--verbose") {
       options.verbose = true;
     } else {
@@ -208,6 +124,15 @@ int main(int argc, char** argv) {
     }
   }
 
+  auto backends = slimserve::runtime::MakeBackends(options.backend);
+  if (!backends.ok()) {
+    std::cerr << backends.status().message() << "\n";
+    return 2;
+  }
+  DirTestOptions test_options;
+  test_options.backends = &*backends;
+  test_options.optimize = options.optimize;
+
   int64_t total_passed = 0, total_failed = 0, total_skipped = 0, unexpected = 0;
   for (const std::string& folder : options.folders) {
     const fs::path root = fs::path(options.data) / folder;
@@ -217,10 +142,10 @@ int main(int argc, char** argv) {
     }
     int64_t passed = 0, failed = 0, skipped = 0;
     std::map<std::string, int> skip_reasons;
-    for (const fs::path& dir : SortedEntries(root, "test_")) {
+    for (const fs::path& dir : TestFolders(root)) {
       const std::string name = dir.filename().string();
       if (!options.filter.empty() && name.find(options.filter) == std::string::npos) continue;
-      const Result r = RunTest(dir);
+      const DirTestResult r = slimserve::tests::RunTestDir(dir, test_options);
       switch (r.outcome) {
         case Outcome::kPassed:
           ++passed;

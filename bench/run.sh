@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One command for the slimserve vs ONNX Runtime comparison: installs ONNX Runtime (tools/ort),
+# fetches the real models, generates the benchmark models into $SLIMSERVE_CACHE/bench_models and
+# runs bench/compare.py with slimctl ($SLIMCTL, default build/release/cli/slimctl), writing
+# bench/results.md. Extra arguments go to compare.py (e.g. --only resnet18 --batches 1).
+set -euo pipefail
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  echo "usage: [SLIMCTL=path] [SLIMSERVE_CACHE=dir] bench/run.sh [compare.py options]"
+  exit 0
+fi
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${SLIMSERVE_CACHE:-$HOME/.cache/slimserve}
+slimctl=${SLIMCTL:-$root/build/release/cli/slimctl}
+[[ -x "$slimctl" ]] || { echo "no slimctl at $slimctl (build it, or set SLIMCTL)" >&2; exit 1; }
+
+"$root/tools/ort/install.sh"
+"$root/tools/fetch_models.sh" "$cache" >/dev/null
+/usr/bin/python3 "$root/bench/make_models.py" --cache "$cache" "$cache/bench_models"
+/usr/bin/python3 "$root/bench/compare.py" --slimctl "$slimctl" --models "$cache/bench_models" \
+  --markdown "$root/bench/results.md" "$@"

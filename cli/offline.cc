@@ -1,0 +1,324 @@
+#include "cli/offline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cli/args.h"
+#include "runtime/backends.h"
+#include "runtime/executor.h"
+#include "runtime/npy.h"
+#include "runtime/onnx_import.h"
+#include "runtime/passes/passes.h"
+#include "runtime/status_macros.h"
+
+namespace slimserve::cli {
+namespace {
+
+using runtime::DataType;
+using runtime::Shape;
+using runtime::Tensor;
+
+constexpr char kRunUsage[] =
+    "usage: slimctl run MODEL.onnx [--input NAME=FILE.npy|NAME=random ...] [options]\n"
+    "Runs the model once on the given inputs and prints its outputs.\n"
+    "  --input NAME=FILE.npy   an input from a NumPy file; NAME=random for uniform [0,1) data\n"
+    "  --shape NAME=1x3x224x224  shape for a random input with dynamic dimensions\n"
+    "  --output-dir DIR        also write each output to DIR/NAME.npy\n"
+    "  --threads T             intra-op threads (default: all cores)\n"
+    "  --backend B             auto|onednn|xnnpack|reference (default auto)\n"
+    "  --no-optimize           skip graph optimization (folding, fusion)\n";
+
+constexpr char kBenchUsage[] =
+    "usage: slimctl bench MODEL.onnx [options]\n"
+    "Times inference on random inputs: median, p90, p99 latency and throughput.\n"
+    "  --batch N               batch size for the first dynamic dimension (default 1)\n"
+    "  --shape NAME=1x3x640x640  full shape of an input (other dynamic dimensions)\n"
+    "  --threads T             intra-op threads (default: all cores)\n"
+    "  --backend B             auto|onednn|xnnpack|reference (default auto)\n"
+    "  --warmup-ms MS          run untimed for MS milliseconds first (default 2000)\n"
+    "  --runs K                timed runs (default 50)\n"
+    "  --json                  print one JSON object instead of text\n"
+    "  --no-optimize           skip graph optimization (folding, fusion)\n";
+
+constexpr char kInspectUsage[] =
+    "usage: slimctl inspect MODEL.onnx [--batch N] [--shape NAME=...] [--backend B]\n"
+    "Prints the model's inputs and outputs and which backend runs each node.\n"
+    "  --no-optimize           skip graph optimization (folding, fusion)\n";
+
+struct Loaded {
+  runtime::BackendSet backends;
+  std::unique_ptr<runtime::Executor> executor;
+};
+
+absl::StatusOr<Loaded> Load(const std::string& path, const Args& args) {
+  Loaded loaded;
+  ASSIGN_OR_RETURN(loaded.backends, runtime::MakeBackends(args.Get("backend", "auto")));
+  ASSIGN_OR_RETURN(runtime::Graph graph, runtime::ImportOnnxFile(path, {}));
+  if (!args.Has("no-optimize")) RETURN_IF_ERROR(runtime::Optimize(graph, {}));
+  runtime::ExecutorOptions options;
+  ASSIGN_OR_RETURN(int64_t threads, args.GetInt("threads", 0));
+  options.num_threads = static_cast<int>(threads);
+  options.backends = loaded.backends.pointers();
+  ASSIGN_OR_RETURN(loaded.executor, runtime::Executor::Create(std::move(graph), options));
+  return loaded;
+}
+
+absl::StatusOr<Shape> ParseShape(const std::string& text) {
+  Shape shape;
+  for (absl::string_view part : absl::StrSplit(text, 'x')) {
+    int64_t d = 0;
+    if (!absl::SimpleAtoi(part, &d) || d < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("bad shape '", text, "'; write it like 1x3x224x224"));
+    }
+    shape.push_back(d);
+  }
+  return shape;
+}
+
+// NAME=VALUE pairs of a repeated option.
+absl::StatusOr<std::map<std::string, std::string>> Pairs(const Args& args, const std::string& option) {
+  std::map<std::string, std::string> pairs;
+  for (const std::string& item : args.GetAll(option)) {
+    const size_t eq = item.rfind('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--", option, " needs NAME=VALUE, got '", item, "'"));
+    }
+    pairs[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return pairs;
+}
+
+// Uniform [0, 1) for float inputs, zeros otherwise (safe as indices).
+absl::StatusOr<Tensor> RandomTensor(DataType dtype, const Shape& shape, std::mt19937& rng) {
+  ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dtype, shape));
+  if (dtype == DataType::kFloat32) {
+    std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+    for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = uniform(rng);
+  }
+  return t;
+}
+
+// The shape of a generated input: --shape if given, else the declared shape
+// with the first dynamic dimension set to `batch`.
+absl::StatusOr<Shape> InputShape(const runtime::ValueInfo& info, int64_t batch,
+                                 const std::map<std::string, std::string>& shapes) {
+  if (auto it = shapes.find(info.name); it != shapes.end()) return ParseShape(it->second);
+  Shape shape = info.shape;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] >= 0) continue;
+    if (d == 0) {
+      shape[d] = batch;
+      continue;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", info.name, "' has dynamic dimension ", d,
+        info.dim_names[d].empty() ? "" : absl::StrCat(" ('", info.dim_names[d], "')"),
+        "; give its full shape with --shape ", info.name, "=", absl::StrJoin(info.shape, "x")));
+  }
+  return shape;
+}
+
+absl::StatusOr<std::vector<Tensor>> MakeInputs(const runtime::Graph& graph, const Args& args,
+                                               int64_t batch, bool all_random) {
+  ASSIGN_OR_RETURN(auto files, Pairs(args, "input"));
+  ASSIGN_OR_RETURN(auto shapes, Pairs(args, "shape"));
+  std::mt19937 rng(0);
+  std::vector<Tensor> inputs;
+  for (const runtime::ValueInfo& info : graph.inputs) {
+    auto it = files.find(info.name);
+    if (!all_random && it == files.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("missing input '", info.name, "': pass --input ",
+                                                     info.name, "=FILE.npy (or =random)"));
+    }
+    if (!all_random && it->second != "random") {
+      ASSIGN_OR_RETURN(Tensor t, runtime::ReadNpy(it->second));
+      inputs.push_back(std::move(t));
+      continue;
+    }
+    ASSIGN_OR_RETURN(Shape shape, InputShape(info, batch, shapes));
+    ASSIGN_OR_RETURN(Tensor t, RandomTensor(info.dtype, shape, rng));
+    inputs.push_back(std::move(t));
+  }
+  for (const auto& [name, file] : files) {
+    if (std::none_of(graph.inputs.begin(), graph.inputs.end(),
+                     [&](const runtime::ValueInfo& i) { return i.name == name; })) {
+      return absl::InvalidArgumentError(absl::StrCat("the model has no input '", name, "'"));
+    }
+  }
+  return inputs;
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
+  return 1;
+}
+
+void PrintOutput(const std::string& name, const Tensor& t) {
+  std::cout << name << ": " << runtime::DataTypeName(t.dtype()) << " "
+            << runtime::ShapeToString(t.shape()) << "\n  ";
+  const int64_t n = t.num_elements();
+  for (int64_t i = 0; i < std::min<int64_t>(n, 10); ++i) std::cout << t.GetDouble(i) << " ";
+  if (n > 10) std::cout << "... (" << n << " values)";
+  std::cout << "\n";
+  // A classifier's scores: show the top 5 classes.
+  const int64_t classes = t.shape().empty() ? 0 : t.shape().back();
+  if (t.dtype() == DataType::kFloat32 && classes >= 2 && n == classes) {
+    std::vector<int64_t> order(classes);
+    for (int64_t i = 0; i < classes; ++i) order[i] = i;
+    const int64_t k = std::min<int64_t>(5, classes);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int64_t a, int64_t b) { return t.data<float>()[a] > t.data<float>()[b]; });
+    std::cout << "  top-" << k << ":";
+    for (int64_t i = 0; i < k; ++i) {
+      std::cout << absl::StrFormat(" class %d (%.4g)", order[i], t.data<float>()[order[i]]);
+    }
+    std::cout << "\n";
+  }
+}
+
+double Percentile(std::vector<double> sorted, double p) {
+  if (sorted.empty()) return 0;
+  const size_t i = std::min(sorted.size() - 1, static_cast<size_t>(p * (sorted.size() - 1) + 0.5));
+  return sorted[i];
+}
+
+}  // namespace
+
+int RunCommand(int argc, char** argv) {
+  auto args = Args::Parse(argc, argv, {"help", "no-optimize"}, {"output-dir", "threads", "backend"}, {"input", "shape"});
+  if (!args.ok()) return Fail(args.status());
+  if (args->Has("help") || args->positional().size() != 1) {
+    std::cout << kRunUsage;
+    return args->Has("help") ? 0 : 2;
+  }
+  auto loaded = Load(args->positional()[0], *args);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const runtime::Graph& graph = loaded->executor->graph();
+  auto inputs = MakeInputs(graph, *args, 1, false);
+  if (!inputs.ok()) return Fail(inputs.status());
+  auto outputs = loaded->executor->Run(*inputs);
+  if (!outputs.ok()) return Fail(outputs.status());
+  const std::string dir = args->Get("output-dir");
+  for (size_t i = 0; i < outputs->size(); ++i) {
+    const std::string& name = graph.outputs[i].name;
+    PrintOutput(name, (*outputs)[i]);
+    if (dir.empty()) continue;
+    std::string file = name;
+    std::replace_if(file.begin(), file.end(), [](char c) { return !std::isalnum(c) && c != '_' && c != '-' && c != '.'; }, '_');
+    std::filesystem::create_directories(dir);
+    const absl::Status written = runtime::WriteNpy((std::filesystem::path(dir) / (file + ".npy")).string(), (*outputs)[i]);
+    if (!written.ok()) return Fail(written);
+  }
+  return 0;
+}
+
+int BenchCommand(int argc, char** argv) {
+  auto args = Args::Parse(argc, argv, {"help", "json", "no-optimize"},
+                          {"batch", "threads", "backend", "warmup-ms", "runs"}, {"shape"});
+  if (!args.ok()) return Fail(args.status());
+  if (args->Has("help") || args->positional().size() != 1) {
+    std::cout << kBenchUsage;
+    return args->Has("help") ? 0 : 2;
+  }
+  auto batch = args->GetInt("batch", 1);
+  auto warmup_ms = args->GetInt("warmup-ms", 2000);
+  auto runs = args->GetInt("runs", 50);
+  for (const auto* v : {&batch, &warmup_ms, &runs}) {
+    if (!v->ok()) return Fail(v->status());
+  }
+  if (*batch < 1 || *runs < 1 || *warmup_ms < 0) {
+    return Fail(absl::InvalidArgumentError("--batch and --runs must be at least 1, --warmup-ms at least 0"));
+  }
+  auto loaded = Load(args->positional()[0], *args);
+  if (!loaded.ok()) return Fail(loaded.status());
+  runtime::Executor& executor = *loaded->executor;
+  auto inputs = MakeInputs(executor.graph(), *args, *batch, true);
+  if (!inputs.ok()) return Fail(inputs.status());
+
+  using Clock = std::chrono::steady_clock;
+  const auto warmup_end = Clock::now() + std::chrono::milliseconds(*warmup_ms);
+  do {
+    auto out = executor.Run(*inputs);
+    if (!out.ok()) return Fail(out.status());
+  } while (Clock::now() < warmup_end);
+  std::vector<double> ms;
+  for (int64_t i = 0; i < *runs; ++i) {
+    const auto start = Clock::now();
+    auto out = executor.Run(*inputs);
+    if (!out.ok()) return Fail(out.status());
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = Percentile(ms, 0.5), p90 = Percentile(ms, 0.9), p99 = Percentile(ms, 0.99);
+  double mean = 0;
+  for (double m : ms) mean += m / ms.size();
+  const double throughput = *batch * 1000.0 / median;
+  const int64_t threads = args->GetInt("threads", 0).value_or(0);
+  if (args->Has("json")) {
+    std::cout << absl::StrFormat(
+        "{\"runtime\":\"slimserve\",\"model\":\"%s\",\"backend\":\"%s\",\"batch\":%d,"
+        "\"threads\":%d,\"runs\":%d,\"median_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f,"
+        "\"mean_ms\":%.4f,\"throughput_per_s\":%.2f}\n",
+        args->positional()[0], args->Get("backend", "auto"), *batch, threads, *runs, median, p90,
+        p99, mean, throughput);
+  } else {
+    std::cout << absl::StrFormat(
+        "%s  batch %d  threads %s  backend %s  %d runs\n"
+        "median %.3f ms   p90 %.3f ms   p99 %.3f ms   mean %.3f ms   %.1f items/s\n",
+        args->positional()[0], *batch, threads > 0 ? absl::StrCat(threads) : "all",
+        args->Get("backend", "auto"), *runs, median, p90, p99, mean, throughput);
+  }
+  return 0;
+}
+
+int InspectCommand(int argc, char** argv) {
+  auto args = Args::Parse(argc, argv, {"help", "no-optimize"}, {"batch", "threads", "backend"}, {"shape"});
+  if (!args.ok()) return Fail(args.status());
+  if (args->Has("help") || args->positional().size() != 1) {
+    std::cout << kInspectUsage;
+    return args->Has("help") ? 0 : 2;
+  }
+  auto loaded = Load(args->positional()[0], *args);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const runtime::Graph& graph = loaded->executor->graph();
+  std::cout << "opset " << graph.opset << ", " << graph.nodes.size() << " nodes, "
+            << graph.initializers.size() << " constants\n";
+  auto describe = [](const runtime::ValueInfo& v) {
+    std::vector<std::string> dims;
+    for (size_t d = 0; d < v.shape.size(); ++d) {
+      dims.push_back(v.shape[d] >= 0 ? absl::StrCat(v.shape[d])
+                                     : (v.dim_names[d].empty() ? "?" : v.dim_names[d]));
+    }
+    return absl::StrCat(v.name, ": ", runtime::DataTypeName(v.dtype), " [", absl::StrJoin(dims, ","), "]");
+  };
+  for (const auto& v : graph.inputs) std::cout << "input  " << describe(v) << "\n";
+  for (const auto& v : graph.outputs) std::cout << "output " << describe(v) << "\n";
+  auto batch = args->GetInt("batch", 1);
+  if (!batch.ok()) return Fail(batch.status());
+  auto inputs = MakeInputs(graph, *args, *batch, true);
+  if (!inputs.ok()) return Fail(inputs.status());
+  auto summary = loaded->executor->Prepare(*inputs);
+  if (!summary.ok()) return Fail(summary.status());
+  std::map<std::string, std::map<std::string, int>> by_backend;
+  for (const auto& e : summary->nodes) ++by_backend[e.backend][e.op_type];
+  std::cout << summary->nodes.size() << " nodes run, " << summary->folded_nodes
+            << " folded at load; activation memory " << summary->arena_bytes / 1024 << " KiB\n";
+  for (const auto& [backend, ops] : by_backend) {
+    std::cout << "  " << backend << ":";
+    for (const auto& [op, count] : ops) std::cout << " " << op << " x" << count;
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace slimserve::cli

@@ -1,0 +1,31 @@
+// slimctl: the slimserve command-line tool.
+#include <iostream>
+#include <string>
+
+#include "cli/offline.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: slimctl COMMAND [options]   (slimctl COMMAND --help for details)\n"
+    "\n"
+    "Offline commands (load an ONNX file in this process):\n"
+    "  run      run a model once on inputs from .npy files and print its outputs\n"
+    "  bench    time a model: median, p90, p99 latency and throughput\n"
+    "  inspect  show a model's inputs, outputs and which backend runs each node\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
+      std::string(argv[1]) == "help") {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  if (command == "run") return slimserve::cli::RunCommand(argc - 2, argv + 2);
+  if (command == "bench") return slimserve::cli::BenchCommand(argc - 2, argv + 2);
+  if (command == "inspect") return slimserve::cli::InspectCommand(argc - 2, argv + 2);
+  std::cerr << "unknown command '" << command << "'\n\n" << kUsage;
+  return 2;
+}

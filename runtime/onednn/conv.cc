@@ -1,0 +1,162 @@
+// Convolution on oneDNN: Conv and FusedConv (with an activation and an
+// optional residual addend as post-ops). For 3x3 stride-1 convolutions both
+// direct and Winograd algorithms are built and the faster one is kept, if it
+// matches the direct result.
+#include <cmath>
+
+#include "runtime/activation.h"
+#include "runtime/onednn/common.h"
+#include "runtime/onednn/ops.h"
+#include "runtime/status_macros.h"
+
+namespace slimserve::runtime::onednn {
+namespace {
+
+using dnnl::memory;
+
+// Largest relative difference from direct convolution accepted for Winograd.
+constexpr double kWinogradTolerance = 1e-4;
+
+struct ConvGeometry {
+  memory::dims strides, dilates, pad_l, pad_r;
+};
+
+// Pads as ONNX defines them (explicit, or from auto_pad), oneDNN dilations
+// (which count the gaps, so ONNX's minus one).
+absl::StatusOr<ConvGeometry> Geometry(const Node& node, const Shape& x, const Shape& w) {
+  const size_t spatial = x.size() - 2;
+  ConvGeometry g;
+  const std::vector<int64_t> strides = node.GetInts("strides", std::vector<int64_t>(spatial, 1));
+  const std::vector<int64_t> dilations = node.GetInts("dilations", std::vector<int64_t>(spatial, 1));
+  std::vector<int64_t> pads = node.GetInts("pads", std::vector<int64_t>(2 * spatial, 0));
+  if (strides.size() != spatial || dilations.size() != spatial || pads.size() != 2 * spatial) {
+    return absl::InvalidArgumentError("bad conv attributes");
+  }
+  const std::string auto_pad = node.GetString("auto_pad", "NOTSET");
+  for (size_t i = 0; i < spatial; ++i) {
+    const int64_t in = x[2 + i], k = w[2 + i], s = strides[i], d = dilations[i];
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      const int64_t out = (in + s - 1) / s;
+      const int64_t total = std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - in);
+      pads[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      pads[i + spatial] = total - pads[i];
+    } else if (auto_pad == "VALID") {
+      pads[i] = pads[i + spatial] = 0;
+    }
+    g.strides.push_back(s);
+    g.dilates.push_back(d - 1);
+    g.pad_l.push_back(pads[i]);
+    g.pad_r.push_back(pads[i + spatial]);
+  }
+  return g;
+}
+
+struct Candidate {
+  dnnl::convolution_forward::primitive_desc pd;
+  std::unique_ptr<PrimitiveKernel> kernel;
+};
+
+}  // namespace
+
+KernelOr CompileConv(const OpContext& c) {
+  const Node& node = c.node();
+  const TensorDesc& x = c.input(0);
+  const TensorDesc& w = c.input(1);
+  const bool fused = node.op_type == "FusedConv";
+  const bool has_sum = fused && c.has_input(3);
+  if (w.constant == nullptr || (c.has_input(2) && c.input(2).constant == nullptr)) return nullptr;
+  if (x.shape.size() < 3 || x.shape.size() > 5 || w.shape.size() != x.shape.size()) return nullptr;
+  const int64_t group = node.GetInt("group", 1);
+  const Shape& y = c.output(0).shape;
+  const int64_t oc = w.shape[0];
+  ASSIGN_OR_RETURN(ConvGeometry g, Geometry(node, x.shape, w.shape));
+
+  memory::dims weight_dims = ToDims(w.shape);
+  if (group > 1) {
+    weight_dims[0] = oc / group;
+    weight_dims.insert(weight_dims.begin(), group);
+  }
+  const memory::desc weight_plain = [&] {
+    memory::dims strides(weight_dims.size(), 1);
+    for (int i = static_cast<int>(weight_dims.size()) - 2; i >= 0; --i) {
+      strides[i] = strides[i + 1] * weight_dims[i + 1];
+    }
+    return memory::desc(weight_dims, memory::data_type::f32, strides);
+  }();
+  const auto any = memory::format_tag::any;
+  const auto f32 = memory::data_type::f32;
+  const memory::desc src_any(ToDims(x.shape), f32, any);
+  const memory::desc weight_any(weight_dims, f32, any);
+  const memory::desc bias_md({oc}, f32, memory::format_tag::a);
+  const memory::desc dst_any(ToDims(y), f32, any);
+
+  dnnl::post_ops post_ops;
+  if (has_sum) post_ops.append_sum(1.0f);
+  if (fused && !AppendActivation(node, post_ops)) return nullptr;
+  const dnnl::primitive_attr attr = ScratchpadAttr(post_ops);
+
+  std::vector<dnnl::algorithm> algorithms = {dnnl::algorithm::convolution_direct};
+  const bool winograd_shape = x.shape.size() == 4 && group == 1 && w.shape[2] == 3 &&
+                              w.shape[3] == 3 && g.strides == memory::dims{1, 1} &&
+                              g.dilates == memory::dims{0, 0};
+  if (c.options.winograd && winograd_shape) algorithms.push_back(dnnl::algorithm::convolution_winograd);
+
+  std::vector<Candidate> candidates;
+  for (dnnl::algorithm algorithm : algorithms) {
+    std::unique_ptr<dnnl::convolution_forward::desc> desc;
+    const auto kind = dnnl::prop_kind::forward_inference;
+    if (c.has_input(2)) {
+      desc = std::make_unique<dnnl::convolution_forward::desc>(kind, algorithm, src_any, weight_any,
+                                                               bias_md, dst_any, g.strides,
+                                                               g.dilates, g.pad_l, g.pad_r);
+    } else {
+      desc = std::make_unique<dnnl::convolution_forward::desc>(kind, algorithm, src_any, weight_any,
+                                                               dst_any, g.strides, g.dilates,
+                                                               g.pad_l, g.pad_r);
+    }
+    dnnl::convolution_forward::primitive_desc pd;
+    try {
+      pd = dnnl::convolution_forward::primitive_desc(*desc, attr, c.engine);
+    } catch (const dnnl::error&) {
+      continue;  // e.g. no Winograd implementation for this shape
+    }
+    auto kernel = std::make_unique<PrimitiveKernel>(c.engine, MakePrimitive<dnnl::convolution_forward>(pd));
+    kernel->BindInput(DNNL_ARG_SRC, 0, ActualDesc(x), pd.src_desc());
+    kernel->BindOwned(DNNL_ARG_WEIGHTS, PackConstant(c.engine, *w.constant, weight_plain, pd.weights_desc()));
+    if (c.has_input(2)) {
+      kernel->BindOwned(DNNL_ARG_BIAS, PackConstant(c.engine, *c.input(2).constant, bias_md, pd.bias_desc()));
+    }
+    if (has_sum) kernel->CopyInputToOutputFirst(3, ActualDesc(c.input(3)), 0, pd.dst_desc());
+    kernel->BindOutput(DNNL_ARG_DST, 0, pd.dst_desc());
+    kernel->SetScratchpad(pd.scratchpad_desc());
+    candidates.push_back({pd, std::move(kernel)});
+  }
+  if (candidates.empty()) return nullptr;
+
+  size_t best = 0;
+  if (candidates.size() > 1) {
+    // Time each candidate; Winograd must also agree with direct convolution.
+    std::vector<double> times;
+    std::vector<std::vector<float>> results(candidates.size());
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      std::vector<TensorDesc> outs(c.request.outputs.begin(), c.request.outputs.end());
+      outs[0].layout = LayoutFor(c.backend, candidates[i].pd.dst_desc(), y);
+      outs[0].bytes = static_cast<int64_t>(candidates[i].pd.dst_desc().get_size());
+      ASSIGN_OR_RETURN(double ms, TimeKernel(c.engine, *candidates[i].kernel, c.request.inputs,
+                                             outs, 3, &results[i]));
+      times.push_back(ms);
+    }
+    for (size_t i = 1; i < candidates.size(); ++i) {
+      double max_ref = 1e-30, max_diff = 0;
+      for (size_t k = 0; k < results[0].size(); ++k) {
+        max_ref = std::max<double>(max_ref, std::fabs(results[0][k]));
+        max_diff = std::max<double>(max_diff, std::fabs(results[i][k] - results[0][k]));
+      }
+      if (max_diff / max_ref <= kWinogradTolerance && times[i] < times[best]) best = i;
+    }
+  }
+  c.SetOutputFormat(0, candidates[best].pd.dst_desc());
+  return std::move(candidates[best].kernel);
+}
+
+}  // namespace slimserve::runtime::onednn

@@ -1,0 +1,235 @@
+// Cross-checks every oneDNN kernel against the reference backend.
+#include "runtime/onednn/backend.h"
+
+#include "gtest/gtest.h"
+#include "runtime/passes/passes.h"
+#include "runtime/testing/graph_builder.h"
+
+namespace slimserve::runtime::onednn {
+namespace {
+
+using testing::GraphBuilder;
+using testing::Mismatch;
+using testing::RandomTensor;
+
+class OnednnTest : public ::testing::Test {
+ protected:
+  void SetUp() override { backend_ = OnednnBackend::Create({}).value(); }
+
+  // Runs `graph` on the reference backend and (optimized, if asked) on
+  // oneDNN; outputs must agree and each op in `on_onednn` must run there.
+  void ExpectMatches(const Graph& graph, const std::vector<Tensor>& inputs,
+                     const std::vector<std::string>& on_onednn, bool optimize = false) {
+    Graph g = graph;
+    if (optimize) ASSERT_TRUE(Optimize(g, {}).ok());
+    ExecutorOptions options;
+    options.backends = {backend_.get()};
+    options.num_threads = 2;
+    auto executor = Executor::Create(g, options);
+    ASSERT_TRUE(executor.ok()) << executor.status();
+    auto summary = (*executor)->Prepare(inputs);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    for (const std::string& op : on_onednn) {
+      bool found = false;
+      for (const auto& e : summary->nodes) found = found || (e.op_type == op && e.backend == "onednn");
+      EXPECT_TRUE(found) << op << " did not run on oneDNN";
+    }
+    auto got = (*executor)->Run(inputs);
+    ASSERT_TRUE(got.ok()) << got.status();
+    auto want = testing::RunGraph(graph, inputs);
+    ASSERT_TRUE(want.ok()) << want.status();
+    ASSERT_EQ(got->size(), want->size());
+    for (size_t i = 0; i < got->size(); ++i) {
+      EXPECT_LE(Mismatch((*got)[i], (*want)[i], 1e-3, 1e-4), 1.0) << "output " << i;
+    }
+  }
+
+  std::unique_ptr<OnednnBackend> backend_;
+};
+
+struct ConvCase {
+  const char* name;
+  Shape x, w;
+  std::vector<int64_t> strides, pads, dilations;
+  int64_t group;
+  std::string auto_pad;
+  bool bias;
+};
+
+TEST_F(OnednnTest, ConvVariants) {
+  const ConvCase cases[] = {
+      {"3x3 pad", {2, 3, 10, 10}, {8, 3, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, "", true},
+      {"strided asym", {1, 4, 9, 11}, {6, 4, 3, 2}, {2, 3}, {0, 1, 2, 0}, {1, 1}, 1, "", false},
+      {"dilated", {1, 4, 12, 12}, {4, 4, 3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, 1, "", true},
+      {"grouped", {1, 8, 7, 7}, {8, 4, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 2, "", true},
+      {"depthwise", {1, 16, 9, 9}, {16, 1, 3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 16, "", true},
+      {"same upper", {1, 3, 7, 7}, {5, 3, 4, 4}, {2, 2}, {}, {1, 1}, 1, "SAME_UPPER", true},
+      {"1d", {2, 3, 20}, {4, 3, 5}, {2}, {2, 2}, {1}, 1, "", true},
+      {"3d", {1, 2, 5, 6, 7}, {3, 2, 3, 3, 3}, {1, 1, 1}, {1, 1, 1, 1, 1, 1}, {1, 1, 1}, 1, "", true},
+      {"winograd-sized", {1, 32, 14, 14}, {32, 32, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, "", true},
+  };
+  for (const ConvCase& cc : cases) {
+    SCOPED_TRACE(cc.name);
+    GraphBuilder b;
+    b.Input("x", cc.x);
+    b.Constant("w", RandomTensor(cc.w, 1));
+    b.Constant("b", RandomTensor({cc.w[0]}, 2));
+    auto node = b.Node("Conv", {"x", "w", cc.bias ? "b" : ""}, {"y"});
+    node.Ints("strides", cc.strides).Ints("dilations", cc.dilations).Int("group", cc.group);
+    if (cc.auto_pad.empty()) {
+      node.Ints("pads", cc.pads);
+    } else {
+      node.String("auto_pad", cc.auto_pad);
+    }
+    b.Output("y");
+    ExpectMatches(b.Build(), {RandomTensor(cc.x, 3)}, {"Conv"});
+  }
+}
+
+TEST_F(OnednnTest, FusedResidualBlockWithBlockedLayoutsAndAHead) {
+  GraphBuilder b;
+  b.Input("x", {-1, 16, 8, 8});
+  b.Constant("w1", RandomTensor({16, 16, 3, 3}, 1, -0.2f, 0.2f));
+  b.Constant("w2", RandomTensor({16, 16, 3, 3}, 2, -0.2f, 0.2f));
+  b.Constant("fc", RandomTensor({10, 16}, 3));
+  b.Constant("fc_b", RandomTensor({10}, 4));
+  b.Node("Conv", {"x", "w1"}, {"c1"}).Ints("pads", {1, 1, 1, 1});
+  b.Node("Relu", {"c1"}, {"r1"});
+  b.Node("Conv", {"r1", "w2"}, {"c2"}).Ints("pads", {1, 1, 1, 1});
+  b.Node("Add", {"x", "c2"}, {"s"});
+  b.Node("Relu", {"s"}, {"r2"});
+  b.Node("GlobalAveragePool", {"r2"}, {"p"});
+  b.Node("Flatten", {"p"}, {"f"});
+  b.Node("Gemm", {"f", "fc", "fc_b"}, {"y"}).Int("transB", 1);
+  b.Output("y");
+  b.Output("r1");  // an intermediate in a blocked layout, read back as an output
+  ExpectMatches(b.Build(), {RandomTensor({3, 16, 8, 8}, 5)},
+                {"FusedConv", "GlobalAveragePool", "Gemm"}, /*optimize=*/true);
+}
+
+TEST_F(OnednnTest, MatMulAndGemm) {
+  {
+    GraphBuilder b;
+    b.Input("a", {2, 3, 4, 5});
+    b.Constant("w", RandomTensor({5, 6}, 1));
+    b.Node("MatMul", {"a", "w"}, {"y"});
+    b.Output("y");
+    ExpectMatches(b.Build(), {RandomTensor({2, 3, 4, 5}, 2)}, {"MatMul"});
+  }
+  {
+    GraphBuilder b;  // both operands at run time, broadcast batch
+    b.Input("a", {4, 5});
+    b.Input("b", {2, 5, 6});
+    b.Node("MatMul", {"a", "b"}, {"y"});
+    b.Output("y");
+    ExpectMatches(b.Build(), {RandomTensor({4, 5}, 1), RandomTensor({2, 5, 6}, 2)}, {"MatMul"});
+  }
+  {
+    GraphBuilder b;
+    b.Input("a", {7, 3});
+    b.Constant("w", RandomTensor({6, 7}, 1));
+    b.Constant("c", RandomTensor({6}, 2));
+    b.Node("Gemm", {"a", "w", "c"}, {"y"})
+        .Int("transA", 1)
+        .Int("transB", 1)
+        .Float("alpha", 0.5f)
+        .Float("beta", 2.0f);
+    b.Output("y");
+    ExpectMatches(b.Build(), {RandomTensor({7, 3}, 3)}, {"Gemm"});
+  }
+}
+
+TEST_F(OnednnTest, Pooling) {
+  struct PoolCase {
+    const char* op;
+    std::vector<int64_t> kernel, strides, pads;
+    int64_t ceil, include_pad;
+  };
+  const PoolCase cases[] = {
+      {"MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 0},
+      {"MaxPool", {3, 3}, {2, 2}, {0, 0, 0, 0}, 1, 0},
+      {"AveragePool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 1},
+      {"AveragePool", {2, 2}, {2, 2}, {0, 0, 0, 0}, 1, 0},
+      {"AveragePool", {3, 2}, {1, 2}, {1, 0, 1, 1}, 0, 0},
+  };
+  for (const PoolCase& pc : cases) {
+    SCOPED_TRACE(pc.op);
+    GraphBuilder b;
+    b.Input("x", {2, 3, 10, 9});
+    b.Node(pc.op, {"x"}, {"y"})
+        .Ints("kernel_shape", pc.kernel)
+        .Ints("strides", pc.strides)
+        .Ints("pads", pc.pads)
+        .Int("ceil_mode", pc.ceil)
+        .Int("count_include_pad", pc.include_pad);
+    b.Output("y");
+    ExpectMatches(b.Build(), {RandomTensor({2, 3, 10, 9}, 1)}, {pc.op});
+  }
+  for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {
+    GraphBuilder b;
+    b.Input("x", {2, 5, 6, 7});
+    b.Node(op, {"x"}, {"y"});
+    b.Output("y");
+    ExpectMatches(b.Build(), {RandomTensor({2, 5, 6, 7}, 1)}, {op});
+  }
+}
+
+TEST_F(OnednnTest, BinaryEltwiseSoftmaxConcatNorms) {
+  GraphBuilder b(11);
+  b.Input("x", {2, 4, 5, 6});
+  b.Input("z", {1, 4, 1, 6});
+  b.Constant("k", RandomTensor({1, 4, 1, 1}, 1));
+  b.Constant("g", RandomTensor({6}, 2));
+  b.Constant("s", RandomTensor({4}, 3, 0.5f, 1.5f));
+  b.Constant("t", RandomTensor({4}, 4));
+  b.Constant("m", RandomTensor({4}, 5));
+  b.Constant("v", RandomTensor({4}, 6, 0.5f, 1.5f));
+  b.Node("Mul", {"k", "x"}, {"a"});
+  b.Node("Sub", {"a", "z"}, {"c"});
+  b.Node("Div", {"c", "z"}, {"d"});
+  b.Node("Sigmoid", {"d"}, {"e"});
+  b.Node("Softmax", {"e"}, {"f"}).Int("axis", 1);  // opset 11: 2-D view at axis 1
+  b.Node("Concat", {"f", "x"}, {"h"}).Int("axis", 1);
+  b.Node("BatchNormalization", {"x", "s", "t", "m", "v"}, {"bn"});
+  b.Node("LeakyRelu", {"bn"}, {"lr"}).Float("alpha", 0.1f);
+  b.Output("h");
+  b.Output("lr");
+  ExpectMatches(b.Build(), {RandomTensor({2, 4, 5, 6}, 7), RandomTensor({1, 4, 1, 6}, 8, 1.0f, 2.0f)},
+                {"Mul", "Sub", "Div", "Sigmoid", "Softmax", "Concat", "BatchNormalization", "LeakyRelu"});
+
+  GraphBuilder ln(17);
+  ln.Input("x", {3, 7, 16});
+  ln.Constant("g", RandomTensor({16}, 1));
+  ln.Constant("b", RandomTensor({16}, 2));
+  ln.Node("LayerNormalization", {"x", "g", "b"}, {"y"}).Float("epsilon", 1e-5f);
+  ln.Node("Softmax", {"y"}, {"z"});
+  ln.Output("z");
+  ExpectMatches(ln.Build(), {RandomTensor({3, 7, 16}, 3)}, {"LayerNormalization", "Softmax"});
+}
+
+TEST_F(OnednnTest, WarmRunsCreateNoPrimitives) {
+  GraphBuilder b;
+  b.Input("x", {-1, 8, 8, 8});
+  b.Constant("w", RandomTensor({8, 8, 3, 3}, 1));
+  b.Node("Conv", {"x", "w"}, {"c"}).Ints("pads", {1, 1, 1, 1});
+  b.Node("Relu", {"c"}, {"r"});
+  b.Node("MaxPool", {"r"}, {"y"}).Ints("kernel_shape", {2, 2}).Ints("strides", {2, 2});
+  b.Output("y");
+  Graph g = b.Build();
+  ASSERT_TRUE(Optimize(g, {}).ok());
+  ExecutorOptions options;
+  options.backends = {backend_.get()};
+  auto executor = Executor::Create(g, options).value();
+  const Tensor x1 = RandomTensor({1, 8, 8, 8}, 1), x4 = RandomTensor({4, 8, 8, 8}, 2);
+  ASSERT_TRUE(executor->Run({x1}).ok());
+  ASSERT_TRUE(executor->Run({x4}).ok());
+  const int64_t primitives = PrimitivesCreatedForTesting();
+  const ExecutorStats stats = executor->stats();
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(executor->Run({i % 2 ? x1 : x4}).ok());
+  EXPECT_EQ(PrimitivesCreatedForTesting(), primitives);
+  EXPECT_EQ(executor->stats().arenas_allocated, stats.arenas_allocated);
+  EXPECT_EQ(executor->stats().kernels_compiled, stats.kernels_compiled);
+}
+
+}  // namespace
+}  // namespace slimserve::runtime::onednn

@@ -1,0 +1,42 @@
+// Graph passes that make a model cheaper to run without changing its outputs
+// (up to float rounding): each is a function from a Graph to a Graph, in place.
+//
+//   RETURN_IF_ERROR(Optimize(graph, OptimizeOptions{}));
+#ifndef SLIMSERVE_RUNTIME_PASSES_PASSES_H_
+#define SLIMSERVE_RUNTIME_PASSES_PASSES_H_
+
+#include "absl/status/status.h"
+#include "runtime/graph.h"
+
+namespace slimserve::runtime {
+
+struct OptimizeOptions {
+  bool remove_identities = true;
+  bool fold_constants = true;
+  bool fold_batch_norm = true;
+  bool fuse = true;  // bias, residual-add and activation fusion
+};
+
+// Runs the enabled passes in order, then removes dead nodes.
+absl::Status Optimize(Graph& graph, const OptimizeOptions& options);
+
+// Identity and inference-mode Dropout nodes disappear; readers read the input.
+void RemoveIdentities(Graph& graph);
+// Nodes whose inputs are all constants (or Shape of a fully static input)
+// are computed now and become initializers, if their outputs stay small.
+absl::Status FoldConstants(Graph& graph);
+// BatchNormalization after a Conv, or after a Gemm with transB, is folded into
+// the weights and bias.
+absl::Status FoldBatchNorm(Graph& graph);
+// MatMul + constant bias Add -> FusedMatMul.
+void FuseMatMulBias(Graph& graph);
+// Conv + Add(residual) -> FusedConv with a sum addend.
+void FuseResidualAdd(Graph& graph);
+// Conv/Gemm/MatMul (fused or not) + an activation -> the fused op with it.
+void FuseActivations(Graph& graph);
+// Drops nodes and initializers nothing reads.
+void EliminateDeadNodes(Graph& graph);
+
+}  // namespace slimserve::runtime
+
+#endif  // SLIMSERVE_RUNTIME_PASSES_PASSES_H_

@@ -1,0 +1,151 @@
+#include "runtime/passes/passes.h"
+
+#include "gtest/gtest.h"
+#include "runtime/activation.h"
+#include "runtime/testing/graph_builder.h"
+
+namespace slimserve::runtime {
+namespace {
+
+using testing::GraphBuilder;
+using testing::Mismatch;
+using testing::RandomTensor;
+
+// Optimizes a copy of `graph` and checks both give the same outputs.
+Graph OptimizeAndCompare(const Graph& graph, const std::vector<Tensor>& inputs) {
+  Graph optimized = graph;
+  EXPECT_TRUE(Optimize(optimized, {}).ok());
+  auto before = testing::RunGraph(graph, inputs);
+  auto after = testing::RunGraph(optimized, inputs);
+  EXPECT_TRUE(before.ok()) << before.status();
+  EXPECT_TRUE(after.ok()) << after.status();
+  if (before.ok() && after.ok()) {
+    EXPECT_EQ(before->size(), after->size());
+    for (size_t i = 0; i < before->size() && i < after->size(); ++i) {
+      EXPECT_LE(Mismatch((*after)[i], (*before)[i], 1e-4, 1e-5), 1.0) << "output " << i;
+    }
+  }
+  return optimized;
+}
+
+std::vector<std::string> Ops(const Graph& g) {
+  std::vector<std::string> ops;
+  for (const Node& n : g.nodes) ops.push_back(n.op_type);
+  return ops;
+}
+
+void AddBatchNorm(GraphBuilder& b, const std::string& in, const std::string& out, int64_t c) {
+  b.Constant(out + "_scale", RandomTensor({c}, 11, 0.5f, 1.5f));
+  b.Constant(out + "_shift", RandomTensor({c}, 12));
+  b.Constant(out + "_mean", RandomTensor({c}, 13));
+  b.Constant(out + "_var", RandomTensor({c}, 14, 0.5f, 2.0f));
+  b.Node("BatchNormalization",
+         {in, out + "_scale", out + "_shift", out + "_mean", out + "_var"}, {out});
+}
+
+TEST(PassesTest, ConvBatchNormReluBecomesOneFusedConv) {
+  GraphBuilder b;
+  b.Input("x", {-1, 3, 8, 8});
+  b.Constant("w", RandomTensor({4, 3, 3, 3}, 1));
+  b.Constant("bias", RandomTensor({4}, 2));
+  b.Node("Conv", {"x", "w", "bias"}, {"c"}).Ints("pads", {1, 1, 1, 1});
+  AddBatchNorm(b, "c", "bn", 4);
+  b.Node("Relu", {"bn"}, {"y"});
+  b.Output("y");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({2, 3, 8, 8}, 3)});
+  EXPECT_EQ(Ops(g), std::vector<std::string>{"FusedConv"});
+  EXPECT_EQ(FusedActivation(g.nodes[0]).kind, Activation::Kind::kRelu);
+}
+
+TEST(PassesTest, ResidualAddIsFusedAsSumBeforeTheActivation) {
+  GraphBuilder b;
+  b.Input("x", {1, 4, 6, 6});
+  b.Constant("w1", RandomTensor({4, 4, 3, 3}, 1));
+  b.Constant("w2", RandomTensor({4, 4, 3, 3}, 2));
+  b.Node("Conv", {"x", "w1"}, {"c1"}).Ints("pads", {1, 1, 1, 1});
+  b.Node("Relu", {"c1"}, {"r1"});
+  b.Node("Conv", {"r1", "w2"}, {"c2"}).Ints("pads", {1, 1, 1, 1});
+  b.Node("Add", {"c2", "x"}, {"sum"});
+  b.Node("Clip", {"sum", "lo", "hi"}, {"y"});
+  b.Constant("lo", Tensor::FromVector<float>({}, {0.0f}));
+  b.Constant("hi", Tensor::FromVector<float>({}, {6.0f}));
+  b.Output("y");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({1, 4, 6, 6}, 3)});
+  ASSERT_EQ(Ops(g), (std::vector<std::string>{"FusedConv", "FusedConv"}));
+  EXPECT_EQ(g.nodes[1].inputs.size(), 4u);
+  EXPECT_EQ(g.nodes[1].inputs[3], "x");
+  EXPECT_EQ(FusedActivation(g.nodes[1]).kind, Activation::Kind::kClip);
+}
+
+TEST(PassesTest, ConstantAddendIsNotAResidual) {
+  GraphBuilder b;
+  b.Input("x", {1, 2, 4, 4});
+  b.Constant("w", RandomTensor({2, 2, 1, 1}, 1));
+  b.Constant("k", RandomTensor({1, 2, 1, 1}, 2));
+  b.Node("Conv", {"x", "w"}, {"c"});
+  b.Node("Add", {"c", "k"}, {"y"});
+  b.Output("y");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({1, 2, 4, 4}, 3)});
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"Conv", "Add"}));
+}
+
+TEST(PassesTest, MatMulBiasActivationFuse) {
+  GraphBuilder b;
+  b.Input("x", {2, 5, 8});
+  b.Constant("w", RandomTensor({8, 6}, 1));
+  b.Constant("bias", RandomTensor({6}, 2));
+  b.Node("MatMul", {"x", "w"}, {"m"});
+  b.Node("Add", {"bias", "m"}, {"a"});
+  b.Node("Tanh", {"a"}, {"y"});
+  b.Output("y");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({2, 5, 8}, 3)});
+  ASSERT_EQ(Ops(g), std::vector<std::string>{"FusedMatMul"});
+  EXPECT_EQ(g.nodes[0].inputs.size(), 3u);
+}
+
+TEST(PassesTest, GemmBatchNormFolds) {
+  GraphBuilder b;
+  b.Input("x", {3, 8});
+  b.Constant("w", RandomTensor({6, 8}, 1));
+  b.Constant("c", RandomTensor({6}, 2));
+  b.Node("Gemm", {"x", "w", "c"}, {"g"}).Int("transB", 1);
+  AddBatchNorm(b, "g", "y", 6);
+  b.Output("y");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({3, 8}, 3)});
+  EXPECT_EQ(Ops(g), std::vector<std::string>{"Gemm"});
+}
+
+TEST(PassesTest, IdentitiesDeadNodesAndConstantsGo) {
+  GraphBuilder b;
+  b.Input("x", {2, 3});
+  b.Constant("c1", RandomTensor({3}, 1));
+  b.Constant("c2", RandomTensor({3}, 2));
+  b.Node("Identity", {"x"}, {"i"});
+  b.Node("Add", {"c1", "c2"}, {"c3"});
+  b.Node("Mul", {"i", "c3"}, {"m"});
+  b.Node("Neg", {"x"}, {"unused"});
+  b.Node("Relu", {"m"}, {"r"});
+  b.Node("Dropout", {"r"}, {"y"});
+  b.Output("y");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({2, 3}, 3)});
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"Mul", "Relu"}));
+  EXPECT_EQ(g.nodes.back().outputs[0], "y");
+  EXPECT_EQ(g.initializers.size(), 1u);
+}
+
+TEST(PassesTest, ShapeOfStaticInputFolds) {
+  GraphBuilder b;
+  b.Input("x", {2, 3, 4});
+  b.Constant("idx", Tensor::FromVector<int64_t>({1}, {0}));
+  b.Constant("rest", Tensor::FromVector<int64_t>({1}, {-1}));
+  b.Node("Shape", {"x"}, {"s"});
+  b.Node("Gather", {"s", "idx"}, {"n"});
+  b.Node("Concat", {"n", "rest"}, {"target"}).Int("axis", 0);
+  b.Node("Reshape", {"x", "target"}, {"y"});
+  b.Output("y");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({2, 3, 4}, 3)});
+  EXPECT_EQ(Ops(g), std::vector<std::string>{"Reshape"});
+}
+
+}  // namespace
+}  // namespace slimserve::runtime
