@@ -18,6 +18,7 @@ constexpr int64_t kMaxIrVersion = 10;
 absl::StatusOr<ValueInfo> ConvertValueInfo(const onnx::ValueInfoProto& proto) {
   ValueInfo info;
   info.name = proto.name();
+  if (!proto.has_type()) return info;  // untyped: known once the graph runs
   if (!proto.type().has_tensor_type()) {
     return absl::UnimplementedError(absl::StrCat(
         "value '", proto.name(), "' is not a tensor (sequences, maps and optionals are not supported)"));

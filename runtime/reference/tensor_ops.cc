@@ -269,12 +269,13 @@ absl::StatusOr<std::vector<int64_t>> SplitSizes(const Ctx& c, int64_t dim) {
     }
     sizes.assign(n, dim / n);
   }
+  bool valid = static_cast<int64_t>(sizes.size()) == n;
   int64_t total = 0;
-  for (int64_t s : sizes) {
-    if (s < 0 || s > dim - total) break;  // total stays <= dim: no overflow
-    total += s;
+  for (size_t k = 0; valid && k < sizes.size(); ++k) {
+    valid = sizes[k] >= 0 && sizes[k] <= dim - total;  // total stays <= dim: no overflow
+    total += valid ? sizes[k] : 0;
   }
-  if (static_cast<int64_t>(sizes.size()) != n || total != dim) {
+  if (!valid || total != dim) {
     return c.Error(absl::StrCat("split ", ShapeToString(sizes), " does not divide size ", dim,
                                 " into ", n, " outputs"));
   }

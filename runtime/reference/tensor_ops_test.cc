@@ -122,6 +122,7 @@ TEST(SplitTest, AttributeSizesAndUnevenEqualSplit) {
   EXPECT_THAT(Values<int64_t>((*out)[1]), ElementsAre(4, 5));
   EXPECT_TRUE(IsInvalid(NodeBuilder("Split", 2).Run(13, {x})));
   EXPECT_TRUE(IsInvalid(NodeBuilder("Split", 2).Run(13, {x, Ints({kMax, 2})})));
+  EXPECT_TRUE(IsInvalid(NodeBuilder("Split", 2).Run(13, {Make<float>({0}, {}), Ints({kMax, 1})})));
 }
 
 TEST(PadTest, ReflectAndEdgeWithCropping) {
