@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <random>
@@ -34,6 +35,7 @@ constexpr char kRunUsage[] =
     "  --input NAME=FILE.npy   an input from a NumPy file; NAME=random for uniform [0,1) data\n"
     "  --shape NAME=1x3x224x224  shape for a random input with dynamic dimensions\n"
     "  --output-dir DIR        also write each output to DIR/NAME.npy\n"
+    "  --labels FILE           class names, one per line, for the top-5 of a classifier\n"
     "  --threads T             intra-op threads (default: all cores)\n"
     "  --backend B             auto|onednn|xnnpack|reference (default auto)\n"
     "  --no-optimize           skip graph optimization (folding, fusion)\n";
@@ -163,7 +165,15 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-void PrintOutput(const std::string& name, const Tensor& t) {
+absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(file, line);) lines.push_back(line);
+  return lines;
+}
+
+void PrintOutput(const std::string& name, const Tensor& t, const std::vector<std::string>& labels) {
   std::cout << name << ": " << runtime::DataTypeName(t.dtype()) << " "
             << runtime::ShapeToString(t.shape()) << "\n  ";
   const int64_t n = t.num_elements();
@@ -180,7 +190,9 @@ void PrintOutput(const std::string& name, const Tensor& t) {
                       [&](int64_t a, int64_t b) { return t.data<float>()[a] > t.data<float>()[b]; });
     std::cout << "  top-" << k << ":";
     for (int64_t i = 0; i < k; ++i) {
-      std::cout << absl::StrFormat(" class %d (%.4g)", order[i], t.data<float>()[order[i]]);
+      const std::string label =
+          order[i] < static_cast<int64_t>(labels.size()) ? " " + labels[order[i]] : "";
+      std::cout << absl::StrFormat(" class %d%s (%.4g)", order[i], label, t.data<float>()[order[i]]);
     }
     std::cout << "\n";
   }
@@ -195,7 +207,7 @@ double Percentile(std::vector<double> sorted, double p) {
 }  // namespace
 
 int RunCommand(int argc, char** argv) {
-  auto args = Args::Parse(argc, argv, {"help", "no-optimize"}, {"output-dir", "threads", "backend"}, {"input", "shape"});
+  auto args = Args::Parse(argc, argv, {"help", "no-optimize"}, {"output-dir", "labels", "threads", "backend"}, {"input", "shape"});
   if (!args.ok()) return Fail(args.status());
   if (args->Has("help") || args->positional().size() != 1) {
     std::cout << kRunUsage;
@@ -208,10 +220,16 @@ int RunCommand(int argc, char** argv) {
   if (!inputs.ok()) return Fail(inputs.status());
   auto outputs = loaded->executor->Run(*inputs);
   if (!outputs.ok()) return Fail(outputs.status());
+  std::vector<std::string> labels;
+  if (args->Has("labels")) {
+    auto lines = ReadLines(args->Get("labels"));
+    if (!lines.ok()) return Fail(lines.status());
+    labels = *std::move(lines);
+  }
   const std::string dir = args->Get("output-dir");
   for (size_t i = 0; i < outputs->size(); ++i) {
     const std::string& name = graph.outputs[i].name;
-    PrintOutput(name, (*outputs)[i]);
+    PrintOutput(name, (*outputs)[i], labels);
     if (dir.empty()) continue;
     std::string file = name;
     std::replace_if(file.begin(), file.end(), [](char c) { return !std::isalnum(c) && c != '_' && c != '-' && c != '.'; }, '_');

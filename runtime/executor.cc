@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "absl/container/flat_hash_set.h"
@@ -18,6 +19,8 @@ namespace {
 
 // Inputs whose values decide shapes must be small: they become part of the plan key.
 constexpr int64_t kMaxKeyInputElements = 4096;
+// Timed runs of each plan variant (after one untimed run) when choosing one.
+constexpr int kVariantTimedRuns = 3;
 
 reference::ReferenceBackend& TheReferenceBackend() {
   static auto* backend = new reference::ReferenceBackend;
@@ -161,16 +164,45 @@ absl::StatusOr<std::shared_ptr<Plan>> Executor::GetPlan(absl::Span<const Tensor>
 absl::StatusOr<std::shared_ptr<Plan>> Executor::BuildPlan(absl::Span<const Tensor> inputs) {
   std::vector<Backend*> backends = options_.backends;
   backends.push_back(&TheReferenceBackend());
-  ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan,
-                   runtime::BuildPlan(PlanInputs{graph_, inputs, input_in_key_, backends,
-                                                 options_.num_threads, options_.max_tensor_bytes,
-                                                 &kernels_compiled_}));
+  int variants = 1;
+  if (options_.measure_kernels) {
+    for (Backend* b : backends) variants = std::max(variants, b->num_variants());
+  }
+  // With several variants (e.g. layout strategies), build each and keep the
+  // one whose whole run measures fastest on these inputs.
+  std::shared_ptr<Plan> best;
+  double best_ms = 0;
+  for (int variant = 0; variant < variants; ++variant) {
+    ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan,
+                     runtime::BuildPlan(PlanInputs{graph_, inputs, input_in_key_, backends,
+                                                   options_.num_threads, options_.max_tensor_bytes,
+                                                   variant, options_.measure_kernels,
+                                                   &kernels_compiled_}));
+    if (variants == 1) {
+      best = std::move(plan);
+      break;
+    }
+    double ms = 1e300;
+    for (int r = 0; r < 1 + kVariantTimedRuns; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      RETURN_IF_ERROR(Execute(*plan, inputs).status());
+      const auto elapsed = std::chrono::steady_clock::now() - start;
+      if (r > 0) ms = std::min(ms, std::chrono::duration<double, std::milli>(elapsed).count());
+    }
+    plan->variant = variant;
+    plan->measured_ms = ms;
+    if (best == nullptr || ms < best_ms) {
+      best = std::move(plan);
+      best_ms = ms;
+    }
+  }
   ++plans_built_;
-  return plan;
+  return best;
 }
 
 absl::StatusOr<PlanSummary> Executor::Prepare(absl::Span<const Tensor> inputs) {
   RETURN_IF_ERROR(CheckInputs(inputs));
+  omp_set_num_threads(options_.num_threads);
   ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, GetPlan(inputs));
   PlanSummary summary;
   for (const Plan::Step& step : plan->steps) {
@@ -181,29 +213,34 @@ absl::StatusOr<PlanSummary> Executor::Prepare(absl::Span<const Tensor> inputs) {
     }
   }
   summary.folded_nodes = plan->folded_nodes;
+  summary.variant = plan->variant;
+  summary.variant_ms = plan->measured_ms;
   summary.arena_bytes = plan->arena_bytes;
   return summary;
 }
 
 absl::StatusOr<std::vector<Tensor>> Executor::Run(absl::Span<const Tensor> inputs) {
   RETURN_IF_ERROR(CheckInputs(inputs));
+  omp_set_num_threads(options_.num_threads);
   ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, GetPlan(inputs));
   ++runs_;
-  omp_set_num_threads(options_.num_threads);
+  return Execute(*plan, inputs);
+}
 
+absl::StatusOr<std::vector<Tensor>> Executor::Execute(Plan& plan, absl::Span<const Tensor> inputs) {
   std::unique_ptr<Plan::Context> context;
   {
-    absl::MutexLock lock(&plan->mu);
-    if (!plan->pool.empty()) {
-      context = std::move(plan->pool.back());
-      plan->pool.pop_back();
+    absl::MutexLock lock(&plan.mu);
+    if (!plan.pool.empty()) {
+      context = std::move(plan.pool.back());
+      plan.pool.pop_back();
     }
   }
   if (context == nullptr) {
-    context = plan->NewContext();
+    context = plan.NewContext();
     ++arenas_allocated_;
   }
-  for (const Plan::InputBinding& b : plan->input_bindings) {
+  for (const Plan::InputBinding& b : plan.input_bindings) {
     void* data = const_cast<void*>(inputs[b.input].raw_data());
     if (b.step < 0) {
       context->slots[b.position].Rebind(data);
@@ -211,15 +248,15 @@ absl::StatusOr<std::vector<Tensor>> Executor::Run(absl::Span<const Tensor> input
       context->inputs[b.step][b.position].Rebind(data);
     }
   }
-  void* scratch = static_cast<char*>(context->arena.get()) + plan->scratch_offset;
+  void* scratch = static_cast<char*>(context->arena.get()) + plan.scratch_offset;
   absl::Status status;
-  for (size_t s = 0; s < plan->steps.size() && status.ok(); ++s) {
+  for (size_t s = 0; s < plan.steps.size() && status.ok(); ++s) {
     KernelArgs args{context->inputs[s], absl::MakeSpan(context->outputs[s]), scratch};
-    status = plan->steps[s].kernel->Run(args);
+    status = plan.steps[s].kernel->Run(args);
   }
   std::vector<Tensor> outputs;
-  for (size_t k = 0; k < plan->outputs.size() && status.ok(); ++k) {
-    const Tensor& src = context->slots[plan->outputs[k]];
+  for (size_t k = 0; k < plan.outputs.size() && status.ok(); ++k) {
+    const Tensor& src = context->slots[plan.outputs[k]];
     absl::StatusOr<Tensor> out = Tensor::Allocate(src.dtype(), src.shape());
     if (!out.ok()) {
       status = out.status();
@@ -229,8 +266,8 @@ absl::StatusOr<std::vector<Tensor>> Executor::Run(absl::Span<const Tensor> input
     outputs.push_back(*std::move(out));
   }
   {
-    absl::MutexLock lock(&plan->mu);
-    plan->pool.push_back(std::move(context));
+    absl::MutexLock lock(&plan.mu);
+    plan.pool.push_back(std::move(context));
   }
   if (!status.ok()) return status;
   return outputs;

@@ -41,8 +41,9 @@ struct ExecutorOptions {
   // Backends tried for each node, in order of preference; borrowed, they must
   // outlive the executor. The reference backend is always tried last.
   std::vector<Backend*> backends;
-  // When several backends (or algorithms) can run a node, time each at plan
-  // time and keep the fastest; otherwise keep the first.
+  // Let backends measure their alternatives (e.g. direct vs Winograd
+  // convolution) and build every plan variant they offer, keeping the one
+  // that runs fastest on the first inputs of each shape.
   bool measure_kernels = true;
   // Largest tensor any input, constant or activation may have.
   int64_t max_tensor_bytes = int64_t{4} << 30;
@@ -67,6 +68,8 @@ struct PlanSummary {
   std::vector<Entry> nodes;  // only nodes that run; folded ones are absent
   int64_t folded_nodes = 0;
   int64_t arena_bytes = 0;
+  int variant = 0;         // the plan variant kept (see Backend::num_variants)
+  double variant_ms = 0;   // its measured run time; 0 when there was no choice
 };
 
 class Plan;
@@ -92,6 +95,7 @@ class Executor {
   absl::Status CheckInputs(absl::Span<const Tensor> inputs) const;
   absl::StatusOr<std::shared_ptr<Plan>> GetPlan(absl::Span<const Tensor> inputs);
   absl::StatusOr<std::shared_ptr<Plan>> BuildPlan(absl::Span<const Tensor> inputs);
+  absl::StatusOr<std::vector<Tensor>> Execute(Plan& plan, absl::Span<const Tensor> inputs);
 
   const Graph graph_;
   const ExecutorOptions options_;

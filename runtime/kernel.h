@@ -61,6 +61,10 @@ class Kernel {
   virtual ~Kernel() = default;
   virtual absl::Status Run(const KernelArgs& args) const = 0;
   virtual size_t scratch_bytes() const { return 0; }
+  // An input whose memory output 0 may take over when nothing reads that
+  // input afterwards (e.g. a residual addend accumulated into by a sum
+  // post-op); -1 for none. Run must then work whether or not the two alias.
+  virtual int inplace_input() const { return -1; }
 };
 
 struct CompileRequest {
@@ -70,6 +74,10 @@ struct CompileRequest {
   // Dtype and shape from shape inference; a backend may set layout and bytes.
   absl::Span<TensorDesc> outputs;
   int num_threads;
+  // Which of the backend's plan variants to build, in [0, num_variants()).
+  int variant = 0;
+  // Whether the backend may time alternatives to choose a kernel.
+  bool measure = true;
 };
 
 // A source of kernels. Backends are stateless after construction, or guard
@@ -78,6 +86,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual absl::string_view name() const = 0;
+  // Ways this backend can compile a whole graph (e.g. layout strategies),
+  // between which the executor chooses by timing complete plans.
+  virtual int num_variants() const { return 1; }
   // A kernel for the node, or nullptr when this backend does not run this node
   // at these types and shapes. An error means the node itself is invalid.
   virtual absl::StatusOr<std::unique_ptr<Kernel>> Compile(const CompileRequest& request) = 0;

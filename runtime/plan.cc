@@ -163,7 +163,7 @@ class PlanBuilder {
       }
       std::vector<TensorDesc> request_out = out_descs;
       CompileRequest request{node, in_.graph.opset, request_in, absl::MakeSpan(request_out),
-                             in_.num_threads};
+                             in_.num_threads, in_.variant, in_.measure};
       ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel, backend->Compile(request));
       if (kernel == nullptr) continue;
       ++*in_.kernels_compiled;
@@ -215,26 +215,32 @@ class PlanBuilder {
   // Packs arena slots by liveness: largest first, each at the lowest offset
   // not used by a slot alive at the same time. Scratch follows the arena.
   void PlanMemory() {
-    const int num_steps = static_cast<int>(plan_->steps.size());
-    const size_t n = plan_->slots.size();
-    std::vector<int> first(n, -1), last(n, -1);
-    for (int s = 0; s < num_steps; ++s) {
-      for (int id : plan_->steps[s].outputs) {
-        if (id >= 0) first[id] = last[id] = s;
+    std::vector<int> first, last;
+    Liveness(first, last);
+    // Outputs that take over the memory of an input read for the last time.
+    bool aliased = false;
+    for (int s = 0; s < static_cast<int>(plan_->steps.size()); ++s) {
+      const Plan::Step& step = plan_->steps[s];
+      const int i = step.kernel->inplace_input();
+      if (i < 0 || step.inputs[i] < 0 || step.outputs.empty() || step.outputs[0] < 0) continue;
+      const int root = plan_->Root(step.inputs[i]);
+      Plan::Slot& out = plan_->slots[step.outputs[0]];
+      if (plan_->slots[root].kind != Kind::kArena || last[root] != s ||
+          SlotBytes(plan_->slots[root]) != SlotBytes(out)) {
+        continue;
       }
-      for (int id : plan_->steps[s].inputs) {
-        if (id >= 0) last[plan_->Root(id)] = std::max(last[plan_->Root(id)], s);
-      }
+      out.kind = Kind::kAlias;
+      out.alias = root;
+      aliased = true;
     }
-    for (int id : plan_->outputs) last[plan_->Root(id)] = num_steps;
+    if (aliased) Liveness(first, last);
+    const size_t n = plan_->slots.size();
 
     std::vector<int> order;
     for (size_t id = 0; id < n; ++id) {
       Plan::Slot& slot = plan_->slots[id];
       if (slot.kind != Kind::kArena) continue;
-      const TensorDesc& d = slot.desc;
-      slot.bytes = AlignUp(d.bytes > 0 ? d.bytes
-                                       : NumElementsUnchecked(d.shape) * DataTypeSize(d.dtype));
+      slot.bytes = SlotBytes(slot);
       order.push_back(static_cast<int>(id));
     }
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
@@ -266,6 +272,29 @@ class PlanBuilder {
     }
     plan_->scratch_offset = plan_->arena_bytes;
     plan_->arena_bytes += scratch;
+  }
+
+  static int64_t SlotBytes(const Plan::Slot& slot) {
+    const TensorDesc& d = slot.desc;
+    return AlignUp(d.bytes > 0 ? d.bytes : NumElementsUnchecked(d.shape) * DataTypeSize(d.dtype));
+  }
+
+  // For every root slot: the step producing it and the last step reading it
+  // (graph outputs are read after the last step).
+  void Liveness(std::vector<int>& first, std::vector<int>& last) const {
+    const int num_steps = static_cast<int>(plan_->steps.size());
+    first.assign(plan_->slots.size(), -1);
+    last.assign(plan_->slots.size(), -1);
+    for (int s = 0; s < num_steps; ++s) {
+      for (int id : plan_->steps[s].outputs) {
+        if (id >= 0 && first[plan_->Root(id)] < 0) first[plan_->Root(id)] = s;
+        if (id >= 0) last[plan_->Root(id)] = std::max(last[plan_->Root(id)], s);
+      }
+      for (int id : plan_->steps[s].inputs) {
+        if (id >= 0) last[plan_->Root(id)] = std::max(last[plan_->Root(id)], s);
+      }
+    }
+    for (int id : plan_->outputs) last[plan_->Root(id)] = num_steps;
   }
 
   void BindInputs() {

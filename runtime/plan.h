@@ -69,6 +69,8 @@ class Plan {
   int64_t arena_bytes = 0;
   int64_t scratch_offset = 0;
   int64_t folded_nodes = 0;
+  int variant = 0;
+  double measured_ms = 0;
 
   int Root(int slot) const;
   std::unique_ptr<Context> NewContext() const;
@@ -84,6 +86,8 @@ struct PlanInputs {
   std::vector<Backend*> backends;  // in order of preference, reference last
   int num_threads;
   int64_t max_tensor_bytes;
+  int variant;   // passed to every backend's Compile
+  bool measure;  // likewise
   std::atomic<int64_t>* kernels_compiled;  // incremented per compiled kernel
 };
 

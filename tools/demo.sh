@@ -21,8 +21,8 @@ echo "== slimctl inspect $model"
 $slimctl inspect "$model"
 echo
 echo "== slimctl run $model --input input=examples/fashion_mnist/sample_input.npy"
-$slimctl run "$model" --input input=examples/fashion_mnist/sample_input.npy
-echo "(classes: examples/fashion_mnist/labels.txt, counted from 0)"
+$slimctl run "$model" --input input=examples/fashion_mnist/sample_input.npy \
+  --labels examples/fashion_mnist/labels.txt
 echo
 echo "== slimctl bench $model --batch 16 --threads 2"
 $slimctl bench "$model" --batch 16 --threads 2 --warmup-ms 1000 --runs 100

@@ -69,6 +69,8 @@ class OnednnBackendImpl final : public OnednnBackend {
     }
   }
 
+  bool winograd() const { return options_.winograd; }
+
   absl::StatusOr<std::unique_ptr<Kernel>> CompileToRowMajor(const TensorDesc& value) override {
     try {
       return CompileReorder(engine_, value);
@@ -83,6 +85,10 @@ class OnednnBackendImpl final : public OnednnBackend {
 };
 
 }  // namespace
+
+int OnednnBackend::num_variants() const {
+  return static_cast<const OnednnBackendImpl*>(this)->winograd() ? 3 : 1;
+}
 
 absl::StatusOr<std::unique_ptr<OnednnBackend>> OnednnBackend::Create(const OnednnOptions& options) {
   try {

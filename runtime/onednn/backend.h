@@ -22,10 +22,23 @@ struct OnednnOptions {
   bool winograd = true;
 };
 
+// The backend's plan variants (CompileRequest::variant); the executor times
+// each whole plan and keeps the fastest.
+enum OnednnVariant : int {
+  // Direct convolution, memory formats as oneDNN prefers per layer.
+  kDirect = 0,
+  // Per layer, the faster of direct and Winograd, measured in isolation.
+  kMeasuredPerLayer = 1,
+  // Winograd wherever it applies, and every other convolution in the same
+  // channel-blocked format (nChw16c), so no reorders separate them.
+  kWinogradBlocked = 2,
+};
+
 class OnednnBackend : public Backend {
  public:
   static absl::StatusOr<std::unique_ptr<OnednnBackend>> Create(const OnednnOptions& options);
   absl::string_view name() const override { return "onednn"; }
+  int num_variants() const override;
 };
 
 // Primitives created so far in this process (tests check a warm run makes none).

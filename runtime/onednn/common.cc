@@ -128,6 +128,8 @@ absl::Status PrimitiveKernel::Run(const KernelArgs& args) const {
     dnnl::stream& stream = ThreadStream(engine_);
     char* scratch = static_cast<char*>(args.scratch);
     for (const Prefill& p : prefills_) {
+      // In place, the destination already holds the addend.
+      if (args.inputs[p.input].raw_data() == args.outputs[p.output].raw_data()) continue;
       dnnl::memory src(p.from, engine_, const_cast<void*>(args.inputs[p.input].raw_data()));
       dnnl::memory dst(p.to, engine_, args.outputs[p.output].raw_data());
       p.reorder->execute(stream, src, dst);

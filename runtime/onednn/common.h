@@ -71,6 +71,8 @@ class PrimitiveKernel final : public Kernel {
 
   absl::Status Run(const KernelArgs& args) const override;
   size_t scratch_bytes() const override { return scratch_bytes_; }
+  int inplace_input() const override { return inplace_input_; }
+  void set_inplace_input(int index) { inplace_input_ = index; }
 
  private:
   struct Input {
@@ -106,6 +108,7 @@ class PrimitiveKernel final : public Kernel {
   dnnl::memory::desc scratchpad_md_;
   int64_t scratchpad_offset_ = -1;
   int64_t scratch_bytes_ = 0;
+  int inplace_input_ = -1;
 };
 
 // Makes a primitive from a primitive descriptor, counting it.

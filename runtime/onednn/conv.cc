@@ -83,26 +83,41 @@ KernelOr CompileConv(const OpContext& c) {
     }
     return memory::desc(weight_dims, memory::data_type::f32, strides);
   }();
+  const int variant = c.request.variant;
   const auto any = memory::format_tag::any;
   const auto f32 = memory::data_type::f32;
-  const memory::desc src_any(ToDims(x.shape), f32, any);
+  // The blocked variant pins 2-D convolutions to nChw16c where channels allow.
+  auto format = [&](int64_t channels) {
+    return variant == kWinogradBlocked && x.shape.size() == 4 && channels % 16 == 0
+               ? memory::format_tag::nChw16c
+               : any;
+  };
+  const memory::desc src_any(ToDims(x.shape), f32, format(x.shape[1]));
   const memory::desc weight_any(weight_dims, f32, any);
   const memory::desc bias_md({oc}, f32, memory::format_tag::a);
-  const memory::desc dst_any(ToDims(y), f32, any);
+  const memory::desc dst_any(ToDims(y), f32, format(y[1]));
 
   dnnl::post_ops post_ops;
   if (has_sum) post_ops.append_sum(1.0f);
   if (fused && !AppendActivation(node, post_ops)) return nullptr;
   const dnnl::primitive_attr attr = ScratchpadAttr(post_ops);
 
+  const bool winograd_shape = c.options.winograd && x.shape.size() == 4 && group == 1 &&
+                              w.shape[2] == 3 && w.shape[3] == 3 &&
+                              g.strides == memory::dims{1, 1} && g.dilates == memory::dims{0, 0};
+  // Candidates in order of preference; later ones stand in when earlier ones
+  // have no implementation for this shape.
   std::vector<dnnl::algorithm> algorithms = {dnnl::algorithm::convolution_direct};
-  const bool winograd_shape = x.shape.size() == 4 && group == 1 && w.shape[2] == 3 &&
-                              w.shape[3] == 3 && g.strides == memory::dims{1, 1} &&
-                              g.dilates == memory::dims{0, 0};
-  if (c.options.winograd && winograd_shape) algorithms.push_back(dnnl::algorithm::convolution_winograd);
+  if (winograd_shape && variant == kMeasuredPerLayer) {
+    algorithms.push_back(dnnl::algorithm::convolution_winograd);
+  } else if (winograd_shape && variant == kWinogradBlocked) {
+    algorithms.insert(algorithms.begin(), dnnl::algorithm::convolution_winograd);
+  }
 
+  const bool measure = algorithms.size() > 1 && variant == kMeasuredPerLayer && c.request.measure;
   std::vector<Candidate> candidates;
   for (dnnl::algorithm algorithm : algorithms) {
+    if (!measure && !candidates.empty()) break;
     std::unique_ptr<dnnl::convolution_forward::desc> desc;
     const auto kind = dnnl::prop_kind::forward_inference;
     if (c.has_input(2)) {
@@ -126,7 +141,10 @@ KernelOr CompileConv(const OpContext& c) {
     if (c.has_input(2)) {
       kernel->BindOwned(DNNL_ARG_BIAS, PackConstant(c.engine, *c.input(2).constant, bias_md, pd.bias_desc()));
     }
-    if (has_sum) kernel->CopyInputToOutputFirst(3, ActualDesc(c.input(3)), 0, pd.dst_desc());
+    if (has_sum) {
+      kernel->CopyInputToOutputFirst(3, ActualDesc(c.input(3)), 0, pd.dst_desc());
+      if (ActualDesc(c.input(3)) == pd.dst_desc()) kernel->set_inplace_input(3);
+    }
     kernel->BindOutput(DNNL_ARG_DST, 0, pd.dst_desc());
     kernel->SetScratchpad(pd.scratchpad_desc());
     candidates.push_back({pd, std::move(kernel)});
@@ -134,7 +152,7 @@ KernelOr CompileConv(const OpContext& c) {
   if (candidates.empty()) return nullptr;
 
   size_t best = 0;
-  if (candidates.size() > 1) {
+  if (measure && candidates.size() > 1) {
     // Time each candidate; Winograd must also agree with direct convolution.
     std::vector<double> times;
     std::vector<std::vector<float>> results(candidates.size());
