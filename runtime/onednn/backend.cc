@@ -40,6 +40,11 @@ const absl::flat_hash_map<std::string, Factory>& Factories() {
       {"Concat", CompileConcat},
       {"LayerNormalization", CompileLayerNorm},
       {"BatchNormalization", CompileBatchNorm},
+      {"Transpose", CompileTranspose},
+      {"ReduceMean", CompileReduce},
+      {"ReduceSum", CompileReduce},
+      {"ReduceMax", CompileReduce},
+      {"ReduceMin", CompileReduce},
   };
   return *factories;
 }
@@ -55,8 +60,10 @@ class OnednnBackendImpl final : public OnednnBackend {
     auto it = Factories().find(node.op_type);
     if (it == Factories().end()) return nullptr;
     // fp32 only for now; everything else stays with the other backends.
+    // Constant int64 parameters (axes) are fine.
     for (const TensorDesc& d : request.inputs) {
-      if (d.defined() && d.dtype != DataType::kFloat32) return nullptr;
+      const bool parameter = d.constant != nullptr && d.dtype == DataType::kInt64;
+      if (d.defined() && !parameter && d.dtype != DataType::kFloat32) return nullptr;
     }
     for (const TensorDesc& d : request.outputs) {
       if (d.defined() && d.dtype != DataType::kFloat32) return nullptr;

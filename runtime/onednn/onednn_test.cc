@@ -207,6 +207,21 @@ TEST_F(OnednnTest, BinaryEltwiseSoftmaxConcatNorms) {
   ExpectMatches(ln.Build(), {RandomTensor({3, 7, 16}, 3)}, {"LayerNormalization", "Softmax"});
 }
 
+TEST_F(OnednnTest, TransposeAndReductions) {
+  GraphBuilder b;
+  b.Input("x", {2, 3, 4, 5});
+  b.Constant("axes", Tensor::FromVector<int64_t>({2}, {0, -1}));
+  b.Node("Transpose", {"x"}, {"t"}).Ints("perm", {0, 2, 3, 1});
+  b.Node("Transpose", {"x"}, {"r"});
+  b.Node("ReduceMean", {"x"}, {"m"}).Ints("axes", {-1});
+  b.Node("ReduceMax", {"x"}, {"mx"}).Ints("axes", {1, 2}).Int("keepdims", 0);
+  b.Node("ReduceSum", {"x", "axes"}, {"s"});
+  b.Node("ReduceMin", {"x"}, {"mn"});
+  for (const char* out : {"t", "r", "m", "mx", "s", "mn"}) b.Output(out);
+  ExpectMatches(b.Build(), {RandomTensor({2, 3, 4, 5}, 1)},
+                {"Transpose", "ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin"});
+}
+
 TEST_F(OnednnTest, WarmRunsCreateNoPrimitives) {
   GraphBuilder b;
   b.Input("x", {-1, 8, 8, 8});

@@ -243,3 +243,64 @@ KernelOr CompileBatchNorm(const OpContext& c) {
 }
 
 }  // namespace slimserve::runtime::onednn
+
+namespace slimserve::runtime::onednn {
+
+KernelOr CompileTranspose(const OpContext& c) {
+  const TensorDesc& x = c.input(0);
+  const size_t rank = x.shape.size();
+  if (rank < 2 || rank > 6) return nullptr;
+  std::vector<int64_t> perm = c.node().GetInts("perm");
+  if (perm.empty()) {
+    for (size_t i = 0; i < rank; ++i) perm.push_back(static_cast<int64_t>(rank - 1 - i));
+  }
+  // A reorder into the output's row-major memory, described in the input's
+  // dimension order: input dim perm[j] advances by the output's stride j.
+  const std::vector<int64_t> out_strides = Strides(c.output(0).shape);
+  memory::dims strides(rank);
+  for (size_t j = 0; j < rank; ++j) strides[perm[j]] = out_strides[j];
+  const memory::desc src = ActualDesc(x);
+  const memory::desc dst(ToDims(x.shape), memory::data_type::f32, strides);
+  dnnl::reorder::primitive_desc pd(c.engine, src, c.engine, dst, ScratchpadAttr());
+  auto kernel = std::make_unique<PrimitiveKernel>(c.engine, MakePrimitive<dnnl::reorder>(pd));
+  kernel->BindInput(DNNL_ARG_FROM, 0, src, src);
+  kernel->BindOutput(DNNL_ARG_TO, 0, dst);
+  kernel->SetScratchpad(pd.scratchpad_desc());
+  return kernel;
+}
+
+KernelOr CompileReduce(const OpContext& c) {
+  static const std::map<std::string, dnnl::algorithm> kOps = {
+      {"ReduceMean", dnnl::algorithm::reduction_mean},
+      {"ReduceSum", dnnl::algorithm::reduction_sum},
+      {"ReduceMax", dnnl::algorithm::reduction_max},
+      {"ReduceMin", dnnl::algorithm::reduction_min}};
+  const Node& node = c.node();
+  const TensorDesc& x = c.input(0);
+  const size_t rank = x.shape.size();
+  if (rank == 0 || rank > 6) return nullptr;
+  std::vector<int64_t> axes = node.GetInts("axes");
+  if (node.op_type == "ReduceSum" && c.request.opset >= 13) {
+    if (c.has_input(1) && c.input(1).constant == nullptr) return nullptr;
+    axes = c.has_input(1) ? c.input(1).constant->ToInt64Vector() : std::vector<int64_t>{};
+  }
+  if (axes.empty() && node.GetInt("noop_with_empty_axes", 0) != 0) return nullptr;
+  Shape kept = x.shape;
+  for (size_t d = 0; d < rank; ++d) {
+    const bool reduced = axes.empty() || std::find(axes.begin(), axes.end(), d) != axes.end() ||
+                         std::find(axes.begin(), axes.end(), static_cast<int64_t>(d) - static_cast<int64_t>(rank)) != axes.end();
+    if (reduced) kept[d] = 1;
+  }
+  // keepdims=0 drops the ones: the same memory, so the output reads as is.
+  const memory::desc src = ActualDesc(x);
+  const memory::desc dst = RowMajorDesc(kept);
+  dnnl::reduction::primitive_desc pd(dnnl::reduction::desc(kOps.at(node.op_type), src, dst, 0.f, 0.f),
+                                     ScratchpadAttr(), c.engine);
+  auto kernel = std::make_unique<PrimitiveKernel>(c.engine, MakePrimitive<dnnl::reduction>(pd));
+  kernel->BindInput(DNNL_ARG_SRC, 0, src, pd.src_desc());
+  kernel->BindOutput(DNNL_ARG_DST, 0, dst);
+  kernel->SetScratchpad(pd.scratchpad_desc());
+  return kernel;
+}
+
+}  // namespace slimserve::runtime::onednn

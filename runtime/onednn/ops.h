@@ -39,6 +39,8 @@ KernelOr CompileSoftmax(const OpContext& c);
 KernelOr CompileConcat(const OpContext& c);
 KernelOr CompileLayerNorm(const OpContext& c);
 KernelOr CompileBatchNorm(const OpContext& c);
+KernelOr CompileTranspose(const OpContext& c);
+KernelOr CompileReduce(const OpContext& c);
 KernelOr CompileReorder(const dnnl::engine& engine, const TensorDesc& value);
 
 // Appends the activation of a fused node (attributes `activation` and

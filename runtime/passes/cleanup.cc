@@ -122,6 +122,7 @@ absl::Status Optimize(Graph& graph, const OptimizeOptions& options) {
   if (options.fold_constants) RETURN_IF_ERROR(FoldConstants(graph));
   if (options.fold_batch_norm) RETURN_IF_ERROR(FoldBatchNorm(graph));
   if (options.fuse) {
+    FuseLayerNorm(graph);
     FuseMatMulBias(graph);
     FuseResidualAdd(graph);
     FuseActivations(graph);

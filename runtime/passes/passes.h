@@ -28,6 +28,8 @@ absl::Status FoldConstants(Graph& graph);
 // BatchNormalization after a Conv, or after a Gemm with transB, is folded into
 // the weights and bias.
 absl::Status FoldBatchNorm(Graph& graph);
+// Layer normalization written out op by op -> one LayerNormalization.
+void FuseLayerNorm(Graph& graph);
 // MatMul + constant bias Add -> FusedMatMul.
 void FuseMatMulBias(Graph& graph);
 // Conv + Add(residual) -> FusedConv with a sum addend.

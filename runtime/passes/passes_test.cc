@@ -147,5 +147,27 @@ TEST(PassesTest, ShapeOfStaticInputFolds) {
   EXPECT_EQ(Ops(g), std::vector<std::string>{"Reshape"});
 }
 
+TEST(PassesTest, DecomposedLayerNormBecomesOneNode) {
+  GraphBuilder b;
+  b.Input("x", {2, 5, 16});
+  b.Constant("two", Tensor::FromVector<float>({}, {2.0f}));
+  b.Constant("eps", Tensor::FromVector<float>({}, {1e-5f}));
+  b.Constant("gamma", RandomTensor({16}, 1));
+  b.Constant("beta", RandomTensor({16}, 2));
+  b.Node("ReduceMean", {"x"}, {"m"}).Ints("axes", {-1});
+  b.Node("Sub", {"x", "m"}, {"d"});
+  b.Node("Pow", {"d", "two"}, {"p"});
+  b.Node("ReduceMean", {"p"}, {"v"}).Ints("axes", {-1});
+  b.Node("Add", {"v", "eps"}, {"a"});
+  b.Node("Sqrt", {"a"}, {"s"});
+  b.Node("Div", {"d", "s"}, {"n"});
+  b.Node("Mul", {"n", "gamma"}, {"g"});
+  b.Node("Add", {"g", "beta"}, {"y"});
+  b.Node("Relu", {"y"}, {"z"});
+  b.Output("z");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({2, 5, 16}, 3)});
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"LayerNormalization", "Relu"}));
+}
+
 }  // namespace
 }  // namespace slimserve::runtime

@@ -59,6 +59,8 @@ void RegisterFusedOps(OpTable& t) {
   for (const char* name : {"FusedConv", "FusedGemm", "FusedMatMul"}) {
     t[absl::StrCat(kFusedDomain, ".", name)] = OpDef{.infer = InferFused, .compute = ComputeFused};
   }
+  // LayerNormalization before opset 17, from the layer-norm fusion pass.
+  t[absl::StrCat(kFusedDomain, ".LayerNormalization")] = t.at("LayerNormalization");
 }
 
 }  // namespace slimserve::runtime::reference

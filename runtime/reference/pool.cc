@@ -135,24 +135,33 @@ absl::Status MaxPool(ComputeContext& c) {
   });
 }
 
-absl::Status AveragePool(ComputeContext& c) {
+// y = finish(sum of term(x) over the window's taps, taps): the float pools.
+template <typename Term, typename Finish>
+absl::Status SumPool(ComputeContext& c, Term term, Finish finish) {
   const Tensor& in = c.input(0);
   ASSIGN_OR_RETURN(const Window w, PoolWindow(c.node, in.shape()));
-  const bool include_pad = c.node.GetInt("count_include_pad", 0) != 0;
   return VisitFloat(in.dtype(), [&](auto tag) -> absl::Status {
     using T = typename decltype(tag)::type;
     const T* x = in.data<T>();
     T* y = c.outputs[0].data<T>();
-    ForEachWindow(
-        w, in.dim(0) * in.dim(1), c.num_threads, [&](int64_t p, int64_t o, const Taps& t) {
-          const T* plane = x + p * w.in_size();
-          double sum = 0;
-          t.ForEach([&](int64_t i) { sum += plane[i]; });
-          y[o] =
-              static_cast<T>(sum / static_cast<double>(include_pad ? t.padded_count() : t.count()));
-        });
+    ForEachWindow(w, in.dim(0) * in.dim(1), c.num_threads,
+                  [&](int64_t p, int64_t o, const Taps& t) {
+                    const T* plane = x + p * w.in_size();
+                    double sum = 0;
+                    t.ForEach([&](int64_t i) { sum += term(static_cast<double>(plane[i])); });
+                    y[o] = static_cast<T>(finish(sum, t));
+                  });
     return absl::OkStatus();
   });
+}
+
+absl::Status AveragePool(ComputeContext& c) {
+  const bool include_pad = c.node.GetInt("count_include_pad", 0) != 0;
+  return SumPool(
+      c, [](double v) { return v; },
+      [include_pad](double sum, const Taps& t) {
+        return sum / static_cast<double>(include_pad ? t.padded_count() : t.count());
+      });
 }
 
 // LpPool's p: a float attribute in opset 1, an int from opset 2.
@@ -164,24 +173,10 @@ double ExponentP(const Node& node) {
 }
 
 absl::Status LpPool(ComputeContext& c) {
-  const Tensor& in = c.input(0);
-  ASSIGN_OR_RETURN(const Window w, PoolWindow(c.node, in.shape()));
-  const double p_norm = ExponentP(c.node);
-  return VisitFloat(in.dtype(), [&](auto tag) -> absl::Status {
-    using T = typename decltype(tag)::type;
-    const T* x = in.data<T>();
-    T* y = c.outputs[0].data<T>();
-    ForEachWindow(w, in.dim(0) * in.dim(1), c.num_threads,
-                  [&](int64_t p, int64_t o, const Taps& t) {
-                    const T* plane = x + p * w.in_size();
-                    double sum = 0;
-                    t.ForEach([&](int64_t i) {
-                      sum += std::pow(std::fabs(static_cast<double>(plane[i])), p_norm);
-                    });
-                    y[o] = static_cast<T>(std::pow(sum, 1.0 / p_norm));
-                  });
-    return absl::OkStatus();
-  });
+  const double p = ExponentP(c.node);
+  return SumPool(
+      c, [p](double v) { return std::pow(std::fabs(v), p); },
+      [p](double sum, const Taps&) { return std::pow(sum, 1.0 / p); });
 }
 
 // ---- Global pools ---------------------------------------------------------------
