@@ -331,6 +331,10 @@ int InspectCommand(int argc, char** argv) {
   for (const auto& e : summary->nodes) ++by_backend[e.backend][e.op_type];
   std::cout << summary->nodes.size() << " nodes run, " << summary->folded_nodes
             << " folded at load; activation memory " << summary->arena_bytes / 1024 << " KiB\n";
+  if (summary->measured_ms > 0) {
+    std::cout << "plan: " << summary->strategy << " (fastest candidate, "
+              << absl::StrFormat("%.2f", summary->measured_ms) << " ms)\n";
+  }
   for (const auto& [backend, ops] : by_backend) {
     std::cout << "  " << backend << ":";
     for (const auto& [op, count] : ops) std::cout << " " << op << " x" << count;

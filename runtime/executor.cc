@@ -19,7 +19,7 @@ namespace {
 
 // Inputs whose values decide shapes must be small: they become part of the plan key.
 constexpr int64_t kMaxKeyInputElements = 4096;
-// Timed runs of each plan variant (after one untimed run) when choosing one.
+// Timed runs of each candidate plan (after one untimed run) when choosing one.
 constexpr int kVariantTimedRuns = 3;
 
 reference::ReferenceBackend& TheReferenceBackend() {
@@ -162,23 +162,35 @@ absl::StatusOr<std::shared_ptr<Plan>> Executor::GetPlan(absl::Span<const Tensor>
 }
 
 absl::StatusOr<std::shared_ptr<Plan>> Executor::BuildPlan(absl::Span<const Tensor> inputs) {
-  std::vector<Backend*> backends = options_.backends;
-  backends.push_back(&TheReferenceBackend());
-  int variants = 1;
-  if (options_.measure_kernels) {
-    for (Backend* b : backends) variants = std::max(variants, b->num_variants());
+  // The plans worth timing: each preferred backend in turn goes first (and
+  // claims every node it can), once per variant it offers. With one
+  // candidate there is nothing to time.
+  struct Candidate {
+    std::vector<Backend*> order;
+    int variant;
+  };
+  std::vector<Candidate> candidates;
+  const std::vector<Backend*>& preferred = options_.backends;
+  for (size_t first = 0; first < preferred.size(); ++first) {
+    std::vector<Backend*> order = preferred;
+    std::rotate(order.begin(), order.begin() + first, order.end());
+    for (int v = 0; v < order[0]->num_variants(); ++v) candidates.push_back({order, v});
+    if (!options_.measure_kernels) break;
   }
-  // With several variants (e.g. layout strategies), build each and keep the
-  // one whose whole run measures fastest on these inputs.
+  if (!options_.measure_kernels) candidates.resize(std::min<size_t>(candidates.size(), 1));
+  if (candidates.empty()) candidates.push_back({{}, 0});
+
   std::shared_ptr<Plan> best;
-  double best_ms = 0;
-  for (int variant = 0; variant < variants; ++variant) {
+  for (const Candidate& candidate : candidates) {
+    std::vector<Backend*> backends = candidate.order;
+    backends.push_back(&TheReferenceBackend());
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan,
                      runtime::BuildPlan(PlanInputs{graph_, inputs, input_in_key_, backends,
                                                    options_.num_threads, options_.max_tensor_bytes,
-                                                   variant, options_.measure_kernels,
+                                                   candidate.variant, options_.measure_kernels,
                                                    &kernels_compiled_}));
-    if (variants == 1) {
+    plan->strategy = absl::StrCat(backends[0]->name(), " first, variant ", candidate.variant);
+    if (candidates.size() == 1) {
       best = std::move(plan);
       break;
     }
@@ -189,12 +201,8 @@ absl::StatusOr<std::shared_ptr<Plan>> Executor::BuildPlan(absl::Span<const Tenso
       const auto elapsed = std::chrono::steady_clock::now() - start;
       if (r > 0) ms = std::min(ms, std::chrono::duration<double, std::milli>(elapsed).count());
     }
-    plan->variant = variant;
     plan->measured_ms = ms;
-    if (best == nullptr || ms < best_ms) {
-      best = std::move(plan);
-      best_ms = ms;
-    }
+    if (best == nullptr || ms < best->measured_ms) best = std::move(plan);
   }
   ++plans_built_;
   return best;
@@ -213,8 +221,8 @@ absl::StatusOr<PlanSummary> Executor::Prepare(absl::Span<const Tensor> inputs) {
     }
   }
   summary.folded_nodes = plan->folded_nodes;
-  summary.variant = plan->variant;
-  summary.variant_ms = plan->measured_ms;
+  summary.strategy = plan->strategy;
+  summary.measured_ms = plan->measured_ms;
   summary.arena_bytes = plan->arena_bytes;
   return summary;
 }

@@ -41,9 +41,9 @@ struct ExecutorOptions {
   // Backends tried for each node, in order of preference; borrowed, they must
   // outlive the executor. The reference backend is always tried last.
   std::vector<Backend*> backends;
-  // Let backends measure their alternatives (e.g. direct vs Winograd
-  // convolution) and build every plan variant they offer, keeping the one
-  // that runs fastest on the first inputs of each shape.
+  // Let backends time their alternatives (e.g. direct vs Winograd
+  // convolution), and build a plan per backend order and backend variant,
+  // keeping the one that runs fastest on the first inputs of each shape.
   bool measure_kernels = true;
   // Largest tensor any input, constant or activation may have.
   int64_t max_tensor_bytes = int64_t{4} << 30;
@@ -68,8 +68,10 @@ struct PlanSummary {
   std::vector<Entry> nodes;  // only nodes that run; folded ones are absent
   int64_t folded_nodes = 0;
   int64_t arena_bytes = 0;
-  int variant = 0;         // the plan variant kept (see Backend::num_variants)
-  double variant_ms = 0;   // its measured run time; 0 when there was no choice
+  // Which candidate plan was kept ("onednn first, variant 2") and its
+  // measured run time; 0 when there was no choice.
+  std::string strategy;
+  double measured_ms = 0;
 };
 
 class Plan;

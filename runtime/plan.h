@@ -69,7 +69,7 @@ class Plan {
   int64_t arena_bytes = 0;
   int64_t scratch_offset = 0;
   int64_t folded_nodes = 0;
-  int variant = 0;
+  std::string strategy;
   double measured_ms = 0;
 
   int Root(int slot) const;
@@ -86,7 +86,7 @@ struct PlanInputs {
   std::vector<Backend*> backends;  // in order of preference, reference last
   int num_threads;
   int64_t max_tensor_bytes;
-  int variant;   // passed to every backend's Compile
+  int variant;   // passed to the first backend's Compile (the others get 0)
   bool measure;  // likewise
   std::atomic<int64_t>* kernels_compiled;  // incremented per compiled kernel
 };
