@@ -36,6 +36,12 @@ std::string DataTypeName(DataType type);
 // True for the types this runtime stores and computes on.
 bool IsSupportedDataType(DataType type);
 
+// float16 and bfloat16, which tensors store as their 16 bits.
+bool IsHalfFloat(DataType type);
+// Conversions of a float16/bfloat16 bit pattern; to half rounds to nearest even.
+double HalfToDouble(uint16_t bits, DataType type);
+uint16_t DoubleToHalf(double value, DataType type);
+
 template <typename T>
 struct DataTypeOf;
 template <> struct DataTypeOf<float> { static constexpr DataType value = DataType::kFloat32; };

@@ -119,6 +119,8 @@ R Get(const Tensor& t, int64_t i) {
     case DataType::kUint32: return static_cast<R>(t.data<uint32_t>()[i]);
     case DataType::kUint64: return static_cast<R>(t.data<uint64_t>()[i]);
     case DataType::kBool: return static_cast<R>(t.data<bool>()[i]);
+    case DataType::kFloat16:
+    case DataType::kBFloat16: return static_cast<R>(HalfToDouble(t.data<uint16_t>()[i], t.dtype()));
     default: return R{};
   }
 }

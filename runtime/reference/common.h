@@ -3,6 +3,7 @@
 #define SLIMSERVE_RUNTIME_REFERENCE_COMMON_H_
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -73,6 +74,39 @@ class BroadcastIterator {
   std::vector<std::vector<int64_t>> strides_;  // per input, per output dim (0 if broadcast)
   std::vector<int64_t> offsets_;
 };
+
+// Integer sums and products wrap around, as in numpy and ONNX Runtime; they
+// are computed unsigned because signed overflow is undefined in C++ (and small
+// types promote to int, whose products can overflow too).
+template <typename T>
+T WrapAdd(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<std::common_type_t<T, unsigned>>;
+    return static_cast<T>(static_cast<U>(a) + static_cast<U>(b));
+  } else {
+    return a + b;
+  }
+}
+
+template <typename T>
+T WrapSub(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<std::common_type_t<T, unsigned>>;
+    return static_cast<T>(static_cast<U>(a) - static_cast<U>(b));
+  } else {
+    return a - b;
+  }
+}
+
+template <typename T>
+T WrapMul(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<std::common_type_t<T, unsigned>>;
+    return static_cast<T>(static_cast<U>(a) * static_cast<U>(b));
+  } else {
+    return a * b;
+  }
+}
 
 // Copies the rows of a strided view: used by Transpose, Slice, Concat helpers.
 // out[i] = in[sum_d idx_d * in_strides[d] + in_offset] over out_shape.

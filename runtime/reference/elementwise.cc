@@ -271,9 +271,10 @@ absl::Status NumericBinary(ComputeContext& c, F f) {
   });
 }
 
-absl::Status Add(ComputeContext& c) { return NumericBinary(c, [](auto x, auto y) { return x + y; }); }
-absl::Status Sub(ComputeContext& c) { return NumericBinary(c, [](auto x, auto y) { return x - y; }); }
-absl::Status Mul(ComputeContext& c) { return NumericBinary(c, [](auto x, auto y) { return x * y; }); }
+// Integer results wrap around (see WrapAdd) instead of overflowing.
+absl::Status Add(ComputeContext& c) { return NumericBinary(c, [](auto x, auto y) { return WrapAdd(x, y); }); }
+absl::Status Sub(ComputeContext& c) { return NumericBinary(c, [](auto x, auto y) { return WrapSub(x, y); }); }
+absl::Status Mul(ComputeContext& c) { return NumericBinary(c, [](auto x, auto y) { return WrapMul(x, y); }); }
 
 absl::Status Div(ComputeContext& c) {
   return VisitNumeric(c.input(0).dtype(), [&](auto tag) -> absl::Status {
@@ -425,8 +426,8 @@ absl::Status Variadic(ComputeContext& c, F f, bool mean) {
 
 absl::Status Max(ComputeContext& c) { return Variadic(c, [](auto x, auto y) { return x > y || x != x ? x : y; }, false); }
 absl::Status Min(ComputeContext& c) { return Variadic(c, [](auto x, auto y) { return x < y || x != x ? x : y; }, false); }
-absl::Status Sum(ComputeContext& c) { return Variadic(c, [](auto x, auto y) { return x + y; }, false); }
-absl::Status Mean(ComputeContext& c) { return Variadic(c, [](auto x, auto y) { return x + y; }, true); }
+absl::Status Sum(ComputeContext& c) { return Variadic(c, [](auto x, auto y) { return WrapAdd(x, y); }, false); }
+absl::Status Mean(ComputeContext& c) { return Variadic(c, [](auto x, auto y) { return WrapAdd(x, y); }, true); }
 
 // ---- Where, Cast, Identity, Dropout ----------------------------------------
 
@@ -453,56 +454,6 @@ absl::Status Where(ComputeContext& c) {
     }
     return absl::OkStatus();
   });
-}
-
-// float16 and bfloat16 are stored as their bits (uint16). Both are IEEE-style
-// binary formats, so one pair of conversions, parameterized by the widths of
-// the exponent and mantissa fields, serves them.
-struct HalfFormat {
-  int exponent_bits;
-  int mantissa_bits;
-};
-constexpr HalfFormat kFloat16Format{5, 10};
-constexpr HalfFormat kBFloat16Format{8, 7};
-
-const HalfFormat* HalfFormatOf(DataType t) {
-  return t == DataType::kFloat16    ? &kFloat16Format
-         : t == DataType::kBFloat16 ? &kBFloat16Format
-                                    : nullptr;
-}
-
-double HalfToDouble(uint16_t bits, HalfFormat f) {
-  const int m = f.mantissa_bits, bias = (1 << (f.exponent_bits - 1)) - 1;
-  const int exponent = (bits >> m) & ((1 << f.exponent_bits) - 1);
-  const double mantissa = bits & ((1 << m) - 1);
-  const double sign = (bits & 0x8000) != 0 ? -1.0 : 1.0;
-  if (exponent == (1 << f.exponent_bits) - 1) {
-    return mantissa == 0 ? sign * std::numeric_limits<double>::infinity()
-                         : std::numeric_limits<double>::quiet_NaN();
-  }
-  if (exponent == 0) return sign * std::ldexp(mantissa, 1 - bias - m);  // subnormal
-  return sign * std::ldexp(mantissa + (1 << m), exponent - bias - m);
-}
-
-// Rounds to the nearest value of the format, ties to even (IEEE's default).
-// Converting from double directly avoids rounding twice via float.
-uint16_t DoubleToHalf(double x, HalfFormat f) {
-  const int m = f.mantissa_bits, bias = (1 << (f.exponent_bits - 1)) - 1;
-  const uint16_t sign = std::signbit(x) ? 0x8000 : 0;
-  const int64_t inf = int64_t{(1 << f.exponent_bits) - 1} << m;
-  if (std::isnan(x)) return static_cast<uint16_t>(sign | inf | (1 << (m - 1)));  // quiet NaN
-  const double a = std::fabs(x);
-  if (a == 0 || std::isinf(a)) return static_cast<uint16_t>(sign | (a == 0 ? 0 : inf));
-  int e;
-  std::frexp(a, &e);              // a = f * 2^e with 0.5 <= f < 1
-  e = std::max(e - 1, 1 - bias);  // exponent of the leading bit; subnormals share the least
-  // a in units of the last mantissa bit; nearbyint rounds ties to even.
-  const int64_t units = static_cast<int64_t>(std::nearbyint(std::ldexp(a, m - e)));
-  // A normal value's leading bit adds 1 to the exponent field, and rounding up
-  // to the next power of two carries into it once more: addition gets both
-  // right, and runs into the infinity pattern on overflow.
-  const int64_t bits = (int64_t{e + bias - 1} << m) + units;
-  return static_cast<uint16_t>(sign | std::min(bits, inf));
 }
 
 template <typename To, typename From>
@@ -543,32 +494,27 @@ absl::Status Cast(ComputeContext& c) {
   const Tensor& in = c.input(0);
   Tensor& out = c.outputs[0];
   const int64_t n = in.num_elements();
-  const HalfFormat* from = HalfFormatOf(in.dtype());
-  const HalfFormat* to = HalfFormatOf(out.dtype());
-  if (from == nullptr && to == nullptr) {
+  if (!IsHalfFloat(in.dtype()) && !IsHalfFloat(out.dtype())) {
     return VisitAll(in.dtype(), [&](auto from_tag) -> absl::Status {
-    using From = typename decltype(from_tag)::type;
-    return VisitAll(out.dtype(), [&](auto to_tag) -> absl::Status {
-      using To = typename decltype(to_tag)::type;
-      const From* x = in.data<From>();
-      To* y = out.data<To>();
-      for (int64_t i = 0; i < n; ++i) y[i] = CastValue<To>(x[i]);
+      using From = typename decltype(from_tag)::type;
+      return VisitAll(out.dtype(), [&](auto to_tag) -> absl::Status {
+        using To = typename decltype(to_tag)::type;
+        const From* x = in.data<From>();
+        To* y = out.data<To>();
+        for (int64_t i = 0; i < n; ++i) y[i] = CastValue<To>(x[i]);
         return absl::OkStatus();
-    });
+      });
     });
   }
   // 16-bit floats convert through double, which holds every value of the
   // other types exactly (int64 beyond 2^53 aside).
-  auto load = [&](int64_t i) {
-    return from != nullptr ? HalfToDouble(in.data<uint16_t>()[i], *from) : in.GetDouble(i);
-  };
-  if (to != nullptr) {
-    for (int64_t i = 0; i < n; ++i) out.data<uint16_t>()[i] = DoubleToHalf(load(i), *to);
+  if (IsHalfFloat(out.dtype())) {
+    for (int64_t i = 0; i < n; ++i) out.data<uint16_t>()[i] = DoubleToHalf(in.GetDouble(i), out.dtype());
     return absl::OkStatus();
   }
   return VisitAll(out.dtype(), [&](auto to_tag) -> absl::Status {
     using To = typename decltype(to_tag)::type;
-    for (int64_t i = 0; i < n; ++i) out.data<To>()[i] = CastValue<To>(load(i));
+    for (int64_t i = 0; i < n; ++i) out.data<To>()[i] = CastValue<To>(in.GetDouble(i));
     return absl::OkStatus();
   });
 }

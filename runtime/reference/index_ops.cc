@@ -76,9 +76,9 @@ template <typename T>
 T Combine(Reduction r, T old, T update) {
   switch (r) {
     case Reduction::kAdd:
-      return static_cast<T>(old + update);
+      return WrapAdd(old, update);
     case Reduction::kMul:
-      return static_cast<T>(old * update);
+      return WrapMul(old, update);
     case Reduction::kMax:
       return std::max(old, update);
     case Reduction::kMin:
@@ -281,8 +281,9 @@ absl::Status ScatterND(ComputeContext& c) {
     const T* u = c.input(2).data<T>();
     T* y = out.data<T>();
     return ForEachNdIndex(c, c.input(1), data.shape(), 0, [&](int64_t g, int64_t offset) {
-      for (int64_t e = 0; e < slice; ++e)
+      for (int64_t e = 0; e < slice; ++e) {
         y[offset + e] = Combine(r, y[offset + e], u[g * slice + e]);
+      }
     });
   });
 }
@@ -300,6 +301,12 @@ absl::StatusOr<int64_t> OneHotDepth(const Ctx& c) {
 
 absl::Status InferOneHot(InferContext& c) {
   const Shape& indices = c.input(0).shape;
+  // Indices are read as doubles, which Tensor::GetDouble does not decode from 16-bit floats.
+  if (c.input(0).dtype == DataType::kFloat16 || c.input(0).dtype == DataType::kBFloat16) {
+    return absl::UnimplementedError(absl::StrCat(c.node.Describe(), ": indices of type ",
+                                                 DataTypeName(c.input(0).dtype),
+                                                 " are not supported"));
+  }
   ASSIGN_OR_RETURN(const int64_t depth, OneHotDepth(c));
   ASSIGN_OR_RETURN(const int64_t axis, AxisOf(c, c.node.GetInt("axis", -1), indices.size() + 1));
   if (NumElementsUnchecked(c.input(2).shape) != 2) return c.Error("values must be [off, on]");

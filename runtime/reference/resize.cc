@@ -146,6 +146,10 @@ absl::StatusOr<std::vector<double>> RoiOf(const ComputeContext& c, size_t rank) 
   if (c.input(1).num_elements() != static_cast<int64_t>(2 * rank)) {
     return c.Error("roi must have two entries per input dim");
   }
+  if (c.input(1).dtype() == DataType::kFloat16) {  // GetDouble does not decode it
+    return absl::UnimplementedError(
+        absl::StrCat(c.node.Describe(), ": float16 roi is not supported"));
+  }
   for (size_t i = 0; i < 2 * rank; ++i) roi[i] = c.input(1).GetDouble(i);
   return roi;
 }
@@ -163,7 +167,7 @@ double SourceCoordinate(const ResizeSpec& s, const std::vector<double>& roi, siz
     case Transform::kPytorchHalfPixel:
       return resized > 1 ? (o + 0.5) / scale - 0.5 : 0;
     case Transform::kAlignCorners:
-      return resized > 1 ? o * (in_len - 1) / (resized - 1) : 0;
+      return resized > 1 ? o * (in_len - 1.0) / (resized - 1) : 0;
     case Transform::kAsymmetric:
       return o / scale;
     case Transform::kTfHalfPixelForNn:

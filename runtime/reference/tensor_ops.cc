@@ -675,13 +675,13 @@ absl::Status InferRange(InferContext& c) {
 absl::Status Range(ComputeContext& c) {
   return VisitNumeric(c.outputs[0].dtype(), [&](auto tag) -> absl::Status {
     using T = typename decltype(tag)::type;
-    // Integers in int64: start + i * delta stays between start and limit, but
-    // i alone may not fit T.
+    // start + i * delta lies between start and limit, but for integers i and
+    // i * delta may not fit T: compute modulo 2^64, which is exact for the sum.
     using Wide = std::conditional_t<std::is_integral_v<T>, int64_t, T>;
     const Wide start = c.input(0).data<T>()[0], delta = c.input(2).data<T>()[0];
     T* y = c.outputs[0].data<T>();
     for (int64_t i = 0; i < c.outputs[0].num_elements(); ++i) {
-      y[i] = static_cast<T>(start + static_cast<Wide>(i) * delta);
+      y[i] = static_cast<T>(WrapAdd(start, WrapMul(static_cast<Wide>(i), delta)));
     }
     return absl::OkStatus();
   });
@@ -781,9 +781,9 @@ absl::Status CumSum(ComputeContext& c) {
         for (int64_t s = 0; s < n; ++s) {
           const int64_t p = (o * n + (reverse ? n - 1 - s : s)) * inner + i;
           const T v = x[p];
-          if (!exclusive) sum += v;
+          if (!exclusive) sum = WrapAdd(sum, v);
           y[p] = sum;
-          if (exclusive) sum += v;
+          if (exclusive) sum = WrapAdd(sum, v);
         }
       }
     }

@@ -226,6 +226,12 @@ TEST(GeneratorTest, RangeOneHotEyeLike) {
   Tensor y = NodeBuilder("Range").Run1(
       11, {Make<int16_t>({}, {-32768}), Make<int16_t>({}, {32767}), Make<int16_t>({}, {16384})});
   EXPECT_THAT(Values<int16_t>(y), ElementsAre(-32768, -16384, 0, 16384));
+  y = NodeBuilder("Range").Run1(11, {Make<int64_t>({}, {kMin}), Make<int64_t>({}, {kMax}),
+                                     Make<int64_t>({}, {int64_t{1} << 62})});
+  EXPECT_THAT(Values<int64_t>(y), ElementsAre(kMin, kMin / 2, 0, int64_t{1} << 62));
+  // Integer reductions wrap around.
+  y = NodeBuilder("CumSum").Run1(14, {Make<int8_t>({2}, {127, 1}), Make<int64_t>({}, {0})});
+  EXPECT_THAT(Values<int8_t>(y), ElementsAre(127, -128));
   EXPECT_TRUE(IsInvalid(NodeBuilder("Range").Run(
       11, {Make<float>({}, {0}), Make<float>({}, {1}), Make<float>({}, {0})})));
   // Float indices truncate; out-of-range ones leave the row off.

@@ -61,10 +61,11 @@ DirTestResult FromStatus(const absl::Status& s) {
           std::string(s.message())};
 }
 
-// The suite stores bfloat16 and float16 tensors as uint16 bits.
-Tensor AsBits(const Tensor& t) {
-  if (t.dtype() == DataType::kBFloat16 || t.dtype() == DataType::kFloat16) {
-    return Tensor::View(DataType::kUint16, t.shape(), const_cast<void*>(t.raw_data()));
+// The suite stores bfloat16 and float16 tensors as their uint16 bits: read
+// them as the type `like` has.
+Tensor Relabeled(const Tensor& t, DataType like) {
+  if (t.dtype() == DataType::kUint16 && runtime::IsHalfFloat(like)) {
+    return Tensor::View(like, t.shape(), const_cast<void*>(t.raw_data())).Clone();
   }
   return t;
 }
@@ -95,11 +96,7 @@ DirTestResult RunTestDir(const fs::path& dir, const DirTestOptions& options) {
       absl::StatusOr<Tensor> t = runtime::ReadTensorProtoFile(p.string());
       if (!t.ok()) return FromStatus(t.status());
       const size_t k = feeds.size();
-      if (k < inputs.size() && t->dtype() == DataType::kUint16 &&
-          (inputs[k].dtype == DataType::kBFloat16 || inputs[k].dtype == DataType::kFloat16)) {
-        *t = Tensor::View(inputs[k].dtype, t->shape(), t->raw_data()).Clone();
-      }
-      feeds.push_back(*std::move(t));
+      feeds.push_back(k < inputs.size() ? Relabeled(*t, inputs[k].dtype) : *t);
     }
     if (feeds.size() != inputs.size()) {
       return FromStatus(absl::UnimplementedError(absl::StrCat(
@@ -114,8 +111,9 @@ DirTestResult RunTestDir(const fs::path& dir, const DirTestOptions& options) {
     for (size_t k = 0; k < expected.size(); ++k) {
       absl::StatusOr<Tensor> want = runtime::ReadTensorProtoFile(expected[k].string());
       if (!want.ok()) return FromStatus(want.status());
-      const Tensor got = want->dtype() == DataType::kUint16 ? AsBits((*outputs)[k]) : (*outputs)[k];
-      const std::string diff = Compare(got, *want, options.rtol, options.atol, &result.max_abs_diff);
+      const Tensor& got = (*outputs)[k];
+      const std::string diff = Compare(got, Relabeled(*want, got.dtype()), options.rtol,
+                                       options.atol, &result.max_abs_diff);
       if (!diff.empty()) {
         result.outcome = Outcome::kFailed;
         result.reason = absl::StrCat(set.filename().string(), " output ", k, ": ", diff);
