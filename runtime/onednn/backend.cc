@@ -15,6 +15,8 @@ const absl::flat_hash_map<std::string, Factory>& Factories() {
   static const auto* factories = new absl::flat_hash_map<std::string, Factory>{
       {"Conv", CompileConv},
       {"FusedConv", CompileConv},
+      {"ConvTranspose", CompileConvTranspose},
+      {"Resize", CompileResize},
       {"MatMul", CompileMatMul},
       {"FusedMatMul", CompileMatMul},
       {"Gemm", CompileGemm},

@@ -178,3 +178,60 @@ KernelOr CompileConv(const OpContext& c) {
 }
 
 }  // namespace slimserve::runtime::onednn
+
+namespace slimserve::runtime::onednn {
+
+// ConvTranspose with explicit pads (no auto_pad or output_shape, which the
+// reference handles). ONNX stores weights as [C_in, C_out/group, k...];
+// oneDNN reads them through strides as [group, C_out/group, C_in/group, k...].
+KernelOr CompileConvTranspose(const OpContext& c) {
+  const Node& node = c.node();
+  const TensorDesc& x = c.input(0);
+  const TensorDesc& w = c.input(1);
+  if (w.constant == nullptr || (c.has_input(2) && c.input(2).constant == nullptr)) return nullptr;
+  if (x.shape.size() != 4 || w.shape.size() != 4) return nullptr;
+  if (node.GetString("auto_pad", "NOTSET") != "NOTSET" || node.Has("output_shape")) return nullptr;
+  const int64_t group = node.GetInt("group", 1);
+  const int64_t ic_g = w.shape[0] / group, oc_g = w.shape[1], kh = w.shape[2], kw = w.shape[3];
+  const Shape& y = c.output(0).shape;
+  const std::vector<int64_t> strides = node.GetInts("strides", {1, 1});
+  const std::vector<int64_t> dilations = node.GetInts("dilations", {1, 1});
+  const std::vector<int64_t> pads = node.GetInts("pads", {0, 0, 0, 0});
+  const std::vector<int64_t> output_padding = node.GetInts("output_padding", {0, 0});
+  if (strides.size() != 2 || dilations.size() != 2 || pads.size() != 4 || output_padding.size() != 2) {
+    return nullptr;
+  }
+  const memory::dims padding_l = {pads[0], pads[1]};
+  // Extra output rows from output_padding are padding taken off the end.
+  const memory::dims padding_r = {pads[2] - output_padding[0], pads[3] - output_padding[1]};
+  const memory::dims dilates = {dilations[0] - 1, dilations[1] - 1};
+  const memory::dims weight_dims = {group, oc_g, ic_g, kh, kw};
+  const memory::dims weight_strides = {ic_g * oc_g * kh * kw, kh * kw, oc_g * kh * kw, kw, 1};
+  const auto f32 = memory::data_type::f32;
+  const auto any = memory::format_tag::any;
+  const memory::desc weight_plain(weight_dims, f32, weight_strides);
+  const memory::desc src_any(ToDims(x.shape), f32, any);
+  const memory::desc dst_any(ToDims(y), f32, any);
+  const memory::desc bias_md({group * oc_g}, f32, memory::format_tag::a);
+  const memory::desc weight_any(weight_dims, f32, any);
+  const auto kind = dnnl::prop_kind::forward_inference;
+  const auto algorithm = dnnl::algorithm::deconvolution_direct;
+  const dnnl::deconvolution_forward::desc desc =
+      c.has_input(2) ? dnnl::deconvolution_forward::desc(kind, algorithm, src_any, weight_any, bias_md,
+                                                         dst_any, strides, dilates, padding_l, padding_r)
+                     : dnnl::deconvolution_forward::desc(kind, algorithm, src_any, weight_any, dst_any,
+                                                         strides, dilates, padding_l, padding_r);
+  dnnl::deconvolution_forward::primitive_desc pd(desc, ScratchpadAttr(), c.engine);
+  auto kernel = std::make_unique<PrimitiveKernel>(c.engine, MakePrimitive<dnnl::deconvolution_forward>(pd));
+  kernel->BindInput(DNNL_ARG_SRC, 0, ActualDesc(x), pd.src_desc());
+  kernel->BindOwned(DNNL_ARG_WEIGHTS, PackConstant(c.engine, *w.constant, weight_plain, pd.weights_desc()));
+  if (c.has_input(2)) {
+    kernel->BindOwned(DNNL_ARG_BIAS, PackConstant(c.engine, *c.input(2).constant, bias_md, pd.bias_desc()));
+  }
+  kernel->BindOutput(DNNL_ARG_DST, 0, pd.dst_desc());
+  kernel->SetScratchpad(pd.scratchpad_desc());
+  c.SetOutputFormat(0, pd.dst_desc());
+  return kernel;
+}
+
+}  // namespace slimserve::runtime::onednn

@@ -207,6 +207,26 @@ TEST_F(OnednnTest, BinaryEltwiseSoftmaxConcatNorms) {
   ExpectMatches(ln.Build(), {RandomTensor({3, 7, 16}, 3)}, {"LayerNormalization", "Softmax"});
 }
 
+TEST_F(OnednnTest, ConvTransposeAndResize) {
+  GraphBuilder b(11);
+  b.Input("x", {1, 8, 5, 6});
+  b.Constant("w", RandomTensor({8, 4, 2, 2}, 1));
+  b.Constant("wg", RandomTensor({8, 2, 3, 3}, 2));
+  b.Constant("bias", RandomTensor({4}, 3));
+  b.Constant("roi", Tensor::Allocate(DataType::kFloat32, {0}).value());
+  b.Constant("scales", Tensor::FromVector<float>({4}, {1, 1, 2, 3}));
+  b.Constant("lin", Tensor::FromVector<float>({4}, {1, 1, 2, 0.5f}));
+  b.Node("ConvTranspose", {"x", "w", "bias"}, {"d"}).Ints("strides", {2, 2});
+  b.Node("ConvTranspose", {"x", "wg"}, {"g"})
+      .Ints("strides", {2, 1}).Ints("pads", {1, 0, 1, 1}).Ints("output_padding", {1, 0}).Int("group", 2);
+  b.Node("Resize", {"x", "roi", "scales"}, {"n"})
+      .String("mode", "nearest").String("coordinate_transformation_mode", "asymmetric")
+      .String("nearest_mode", "floor");
+  b.Node("Resize", {"x", "roi", "lin"}, {"l"}).String("mode", "linear");
+  for (const char* out : {"d", "g", "n", "l"}) b.Output(out);
+  ExpectMatches(b.Build(), {RandomTensor({1, 8, 5, 6}, 4)}, {"ConvTranspose", "Resize"});
+}
+
 TEST_F(OnednnTest, TransposeAndReductions) {
   GraphBuilder b;
   b.Input("x", {2, 3, 4, 5});

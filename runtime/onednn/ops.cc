@@ -304,3 +304,58 @@ KernelOr CompileReduce(const OpContext& c) {
 }
 
 }  // namespace slimserve::runtime::onednn
+
+namespace slimserve::runtime::onednn {
+
+// Resize where oneDNN's resampling computes the same thing: nearest with
+// whole-number scale factors, and linear with half-pixel centers.
+KernelOr CompileResize(const OpContext& c) {
+  const Node& node = c.node();
+  const TensorDesc& x = c.input(0);
+  const Shape& y = c.output(0).shape;
+  if (c.request.opset < 11 || x.shape.size() < 3 || x.shape.size() > 5) return nullptr;
+  if (x.shape[0] != y[0] || x.shape[1] != y[1]) return nullptr;
+  // oneDNN maps coordinates with out/in; ONNX with the given scales, which
+  // may differ from out/in after flooring.
+  if (c.has_input(2) && c.input(2).constant != nullptr && c.input(2).constant->num_elements() > 0) {
+    const Tensor& scales = *c.input(2).constant;
+    if (scales.num_elements() != static_cast<int64_t>(y.size())) return nullptr;
+    for (size_t d = 0; d < y.size(); ++d) {
+      if (scales.GetDouble(d) * x.shape[d] != static_cast<double>(y[d])) return nullptr;
+    }
+  }
+  const std::string mode = node.GetString("mode", "nearest");
+  const std::string transform = node.GetString("coordinate_transformation_mode", "half_pixel");
+  dnnl::algorithm algorithm;
+  if (mode == "nearest") {
+    // With whole-number factors F, oneDNN takes source pixel floor(dst / F),
+    // which is what ONNX computes for these two combinations only.
+    const std::string rounding = node.GetString("nearest_mode", "round_prefer_floor");
+    const bool half_pixel = transform == "half_pixel" || transform == "pytorch_half_pixel";
+    if (!(transform == "asymmetric" && rounding == "floor") &&
+        !(half_pixel && rounding.rfind("round_prefer_", 0) == 0)) {
+      return nullptr;
+    }
+    for (size_t d = 2; d < y.size(); ++d) {
+      if (x.shape[d] == 0 || y[d] % x.shape[d] != 0) return nullptr;
+    }
+    algorithm = dnnl::algorithm::resampling_nearest;
+  } else if (mode == "linear" && transform == "half_pixel") {
+    algorithm = dnnl::algorithm::resampling_linear;
+  } else {
+    return nullptr;
+  }
+  const memory::desc src = ActualDesc(x);
+  const memory::desc dst(ToDims(y), memory::data_type::f32, memory::format_tag::any);
+  dnnl::resampling_forward::primitive_desc pd(
+      dnnl::resampling_forward::desc(dnnl::prop_kind::forward_inference, algorithm, src, dst),
+      ScratchpadAttr(), c.engine);
+  auto kernel = std::make_unique<PrimitiveKernel>(c.engine, MakePrimitive<dnnl::resampling_forward>(pd));
+  kernel->BindInput(DNNL_ARG_SRC, 0, src, pd.src_desc());
+  kernel->BindOutput(DNNL_ARG_DST, 0, pd.dst_desc());
+  kernel->SetScratchpad(pd.scratchpad_desc());
+  c.SetOutputFormat(0, pd.dst_desc());
+  return kernel;
+}
+
+}  // namespace slimserve::runtime::onednn

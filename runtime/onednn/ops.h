@@ -30,6 +30,8 @@ struct OpContext {
 using KernelOr = absl::StatusOr<std::unique_ptr<Kernel>>;
 
 KernelOr CompileConv(const OpContext& c);
+KernelOr CompileConvTranspose(const OpContext& c);
+KernelOr CompileResize(const OpContext& c);
 KernelOr CompileMatMul(const OpContext& c);
 KernelOr CompileGemm(const OpContext& c);
 KernelOr CompilePool(const OpContext& c);
