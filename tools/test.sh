@@ -15,6 +15,9 @@ tools/install_deps.sh
 cache=${SLIMSERVE_CACHE:-$HOME/.cache/slimserve}
 tests/real_models/make_references.sh "$cache"
 
+# Sleeping OpenMP waits: spinning ones are many times slower on a shared machine.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
 jobs=$(nproc)
 build() {  # build DIR [cmake args...]
   local dir=$1; shift
