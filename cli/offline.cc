@@ -64,11 +64,12 @@ struct Loaded {
 
 absl::StatusOr<Loaded> Load(const std::string& path, const Args& args) {
   Loaded loaded;
-  ASSIGN_OR_RETURN(loaded.backends, runtime::MakeBackends(args.Get("backend", "auto")));
+  ASSIGN_OR_RETURN(int64_t threads, args.GetInt("threads", 0));
+  ASSIGN_OR_RETURN(loaded.backends,
+                   runtime::MakeBackends(args.Get("backend", "auto"), static_cast<int>(threads)));
   ASSIGN_OR_RETURN(runtime::Graph graph, runtime::ImportOnnxFile(path, {}));
   if (!args.Has("no-optimize")) RETURN_IF_ERROR(runtime::Optimize(graph, {}));
   runtime::ExecutorOptions options;
-  ASSIGN_OR_RETURN(int64_t threads, args.GetInt("threads", 0));
   options.num_threads = static_cast<int>(threads);
   options.backends = loaded.backends.pointers();
   ASSIGN_OR_RETURN(loaded.executor, runtime::Executor::Create(std::move(graph), options));

@@ -27,8 +27,9 @@ class BackendSet {
 
 // "auto": oneDNN, then XNNPACK, then reference (measured where several claim a
 // node); "onednn", "xnnpack": that backend, then reference for the rest;
-// "reference": reference only.
-absl::StatusOr<BackendSet> MakeBackends(const std::string& choice);
+// "reference": reference only. `num_threads` sizes the thread pools of
+// backends that own one (XNNPACK); 0 means one per core.
+absl::StatusOr<BackendSet> MakeBackends(const std::string& choice, int num_threads = 0);
 
 // The names MakeBackends accepts, for --help texts.
 inline constexpr const char* kBackendChoices = "auto|onednn|xnnpack|reference";
