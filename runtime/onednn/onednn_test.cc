@@ -3,6 +3,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/passes/passes.h"
+#include "runtime/testing/backend_check.h"
 #include "runtime/testing/graph_builder.h"
 
 namespace slimserve::runtime::onednn {
@@ -16,45 +17,15 @@ class OnednnTest : public ::testing::Test {
  protected:
   void SetUp() override { backend_ = OnednnBackend::Create({}).value(); }
 
-  // Runs `graph` on the reference backend and (optimized, if asked) on
-  // oneDNN; outputs must agree and each op in `on_onednn` must run there.
   void ExpectMatches(const Graph& graph, const std::vector<Tensor>& inputs,
                      const std::vector<std::string>& on_onednn, bool optimize = false) {
-    Graph g = graph;
-    if (optimize) ASSERT_TRUE(Optimize(g, {}).ok());
-    ExecutorOptions options;
-    options.backends = {backend_.get()};
-    options.num_threads = 2;
-    auto executor = Executor::Create(g, options);
-    ASSERT_TRUE(executor.ok()) << executor.status();
-    auto summary = (*executor)->Prepare(inputs);
-    ASSERT_TRUE(summary.ok()) << summary.status();
-    for (const std::string& op : on_onednn) {
-      bool found = false;
-      for (const auto& e : summary->nodes) found = found || (e.op_type == op && e.backend == "onednn");
-      EXPECT_TRUE(found) << op << " did not run on oneDNN";
-    }
-    auto got = (*executor)->Run(inputs);
-    ASSERT_TRUE(got.ok()) << got.status();
-    auto want = testing::RunGraph(graph, inputs);
-    ASSERT_TRUE(want.ok()) << want.status();
-    ASSERT_EQ(got->size(), want->size());
-    for (size_t i = 0; i < got->size(); ++i) {
-      EXPECT_LE(Mismatch((*got)[i], (*want)[i], 1e-3, 1e-4), 1.0) << "output " << i;
-    }
+    testing::ExpectMatchesReference(*backend_, graph, inputs, on_onednn, {}, optimize);
   }
 
   std::unique_ptr<OnednnBackend> backend_;
 };
 
-struct ConvCase {
-  const char* name;
-  Shape x, w;
-  std::vector<int64_t> strides, pads, dilations;
-  int64_t group;
-  std::string auto_pad;
-  bool bias;
-};
+using testing::ConvCase;
 
 TEST_F(OnednnTest, ConvVariants) {
   const ConvCase cases[] = {
@@ -70,19 +41,7 @@ TEST_F(OnednnTest, ConvVariants) {
   };
   for (const ConvCase& cc : cases) {
     SCOPED_TRACE(cc.name);
-    GraphBuilder b;
-    b.Input("x", cc.x);
-    b.Constant("w", RandomTensor(cc.w, 1));
-    b.Constant("b", RandomTensor({cc.w[0]}, 2));
-    auto node = b.Node("Conv", {"x", "w", cc.bias ? "b" : ""}, {"y"});
-    node.Ints("strides", cc.strides).Ints("dilations", cc.dilations).Int("group", cc.group);
-    if (cc.auto_pad.empty()) {
-      node.Ints("pads", cc.pads);
-    } else {
-      node.String("auto_pad", cc.auto_pad);
-    }
-    b.Output("y");
-    ExpectMatches(b.Build(), {RandomTensor(cc.x, 3)}, {"Conv"});
+    ExpectMatches(testing::ConvGraph(cc), {RandomTensor(cc.x, 3)}, {"Conv"});
   }
 }
 

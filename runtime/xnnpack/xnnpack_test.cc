@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/passes/passes.h"
+#include "runtime/testing/backend_check.h"
 #include "runtime/testing/graph_builder.h"
 #include "runtime/xnnpack/backend.h"
 
@@ -32,50 +33,16 @@ class XnnpackTest : public ::testing::Test {
     return executor.ok() ? *std::move(executor) : nullptr;
   }
 
-  // Runs `graph` on the reference backend and (optimized, if asked) on
-  // XNNPACK; outputs must agree, each op in `on` must run on XNNPACK and
-  // each op in `off` must be left to another backend.
   void ExpectMatches(const Graph& graph, const std::vector<Tensor>& inputs,
                      const std::vector<std::string>& on, const std::vector<std::string>& off = {},
                      bool optimize = false) {
-    Graph g = graph;
-    if (optimize) {
-      ASSERT_TRUE(Optimize(g, {}).ok());
-    }
-    std::unique_ptr<Executor> executor = MakeExecutor(g);
-    ASSERT_NE(executor, nullptr);
-    auto summary = executor->Prepare(inputs);
-    ASSERT_TRUE(summary.ok()) << summary.status();
-    auto runs_on_xnnpack = [&](const std::string& op) {
-      bool found = false;
-      for (const auto& e : summary->nodes)
-        found = found || (e.op_type == op && e.backend == "xnnpack");
-      return found;
-    };
-    for (const std::string& op : on)
-      EXPECT_TRUE(runs_on_xnnpack(op)) << op << " did not run on XNNPACK";
-    for (const std::string& op : off) EXPECT_FALSE(runs_on_xnnpack(op)) << op << " ran on XNNPACK";
-    auto got = executor->Run(inputs);
-    ASSERT_TRUE(got.ok()) << got.status();
-    auto want = testing::RunGraph(graph, inputs);
-    ASSERT_TRUE(want.ok()) << want.status();
-    ASSERT_EQ(got->size(), want->size());
-    for (size_t i = 0; i < got->size(); ++i) {
-      EXPECT_LE(Mismatch((*got)[i], (*want)[i], kRtol, kAtol), 1.0) << "output " << i;
-    }
+    testing::ExpectMatchesReference(*backend_, graph, inputs, on, off, optimize);
   }
 
   std::unique_ptr<XnnpackBackend> backend_;
 };
 
-struct ConvCase {
-  const char* name;
-  Shape x, w;
-  std::vector<int64_t> strides, pads, dilations;
-  int64_t group;
-  std::string auto_pad;
-  bool bias;
-};
+using testing::ConvCase;
 
 TEST_F(XnnpackTest, ConvVariants) {
   const ConvCase cases[] = {
@@ -95,19 +62,7 @@ TEST_F(XnnpackTest, ConvVariants) {
   };
   for (const ConvCase& cc : cases) {
     SCOPED_TRACE(cc.name);
-    GraphBuilder b;
-    b.Input("x", cc.x);
-    b.Constant("w", RandomTensor(cc.w, 1));
-    b.Constant("b", RandomTensor({cc.w[0]}, 2));
-    auto node = b.Node("Conv", {"x", "w", cc.bias ? "b" : ""}, {"y"});
-    node.Ints("strides", cc.strides).Ints("dilations", cc.dilations).Int("group", cc.group);
-    if (cc.auto_pad.empty()) {
-      node.Ints("pads", cc.pads);
-    } else {
-      node.String("auto_pad", cc.auto_pad);
-    }
-    b.Output("y");
-    ExpectMatches(b.Build(), {RandomTensor(cc.x, 3)}, {"Conv"});
+    ExpectMatches(testing::ConvGraph(cc), {RandomTensor(cc.x, 3)}, {"Conv"});
   }
   {
     GraphBuilder b;  // 1-D convolution: not XNNPACK's
