@@ -1,11 +1,9 @@
 // slimctl: the slimserve command-line tool.
-#include <unistd.h>
-
-#include <cstdlib>
 #include <iostream>
 #include <string>
 
 #include "cli/offline.h"
+#include "runtime/openmp_env.h"
 
 namespace {
 
@@ -17,20 +15,10 @@ constexpr char kUsage[] =
     "  bench    time a model: median, p90, p99 latency and throughput\n"
     "  inspect  show a model's inputs, outputs and which backend runs each node\n";
 
-// OpenMP threads that spin while they wait measured 10-15x slower on a shared
-// 2-core machine (ResNet-18, batch 1: 300 ms spinning vs 20 ms sleeping with
-// one other busy process). libgomp reads OMP_WAIT_POLICY when it loads, before
-// main, so set it and run again once; a policy the user chose is kept.
-void PreferPassiveOpenMpWaits(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "passive", 1);
-  execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  PreferPassiveOpenMpWaits(argv);
+  slimserve::UseShortOpenMpSpins(argv);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
       std::string(argv[1]) == "help") {
     std::cout << kUsage;

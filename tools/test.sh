@@ -15,7 +15,8 @@ tools/install_deps.sh
 cache=${SLIMSERVE_CACHE:-$HOME/.cache/slimserve}
 tests/real_models/make_references.sh "$cache"
 
-# Sleeping OpenMP waits: spinning ones are many times slower on a shared machine.
+# Sleeping OpenMP waits: the tests time nothing, and CI machines are shared (spinning waits
+# stall there; see bench/README.md).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 jobs=$(nproc)
