@@ -50,6 +50,8 @@ constexpr char kBenchUsage[] =
     "  --warmup-ms MS          run untimed for MS milliseconds first (default 2000)\n"
     "  --runs K                timed runs (default 50)\n"
     "  --json                  print one JSON object instead of text\n"
+    "  --profile               also print time per op type and the slowest nodes\n"
+    "                          (to stderr with --json)\n"
     "  --no-optimize           skip graph optimization (folding, fusion)\n";
 
 constexpr char kInspectUsage[] =
@@ -72,6 +74,7 @@ absl::StatusOr<Loaded> Load(const std::string& path, const Args& args) {
   runtime::ExecutorOptions options;
   options.num_threads = static_cast<int>(threads);
   options.backends = loaded.backends.pointers();
+  options.profile = args.Has("profile");
   ASSIGN_OR_RETURN(loaded.executor, runtime::Executor::Create(std::move(graph), options));
   return loaded;
 }
@@ -241,8 +244,41 @@ int RunCommand(int argc, char** argv) {
   return 0;
 }
 
+// Time per op type and backend, then the slowest nodes, per run.
+void PrintProfile(const runtime::PlanSummary& summary, std::ostream& out) {
+  struct Total {
+    int nodes = 0;
+    double ms = 0;
+  };
+  std::map<std::string, Total> by_op;
+  double total_ms = 0;
+  for (const auto& e : summary.nodes) {
+    Total& t = by_op[absl::StrCat(e.op_type, " (", e.backend, ")")];
+    ++t.nodes;
+    t.ms += e.mean_ms;
+    total_ms += e.mean_ms;
+  }
+  std::vector<std::pair<std::string, Total>> ops(by_op.begin(), by_op.end());
+  std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  out << absl::StrFormat("\nprofile over %d runs: %.3f ms per run in kernels\n", summary.profiled_runs,
+                         total_ms);
+  for (const auto& [op, t] : ops) {
+    out << absl::StrFormat("  %-40s %4d nodes %9.3f ms %5.1f %%\n", op, t.nodes, t.ms,
+                           100 * t.ms / std::max(total_ms, 1e-9));
+  }
+  std::vector<const runtime::PlanSummary::Entry*> nodes;
+  for (const auto& e : summary.nodes) nodes.push_back(&e);
+  std::sort(nodes.begin(), nodes.end(), [](auto* a, auto* b) { return a->mean_ms > b->mean_ms; });
+  nodes.resize(std::min<size_t>(nodes.size(), 10));
+  out << "slowest nodes:\n";
+  for (const auto* e : nodes) {
+    out << absl::StrFormat("  %-40s %-20s %-8s %9.3f ms\n", e->node.empty() ? "-" : e->node,
+                           e->op_type, e->backend, e->mean_ms);
+  }
+}
+
 int BenchCommand(int argc, char** argv) {
-  auto args = Args::Parse(argc, argv, {"help", "json", "no-optimize"},
+  auto args = Args::Parse(argc, argv, {"help", "json", "profile", "no-optimize"},
                           {"batch", "threads", "backend", "warmup-ms", "runs"}, {"shape"});
   if (!args.ok()) return Fail(args.status());
   if (args->Has("help") || args->positional().size() != 1) {
@@ -296,6 +332,11 @@ int BenchCommand(int argc, char** argv) {
         "median %.3f ms   p90 %.3f ms   p99 %.3f ms   mean %.3f ms   %.1f items/s\n",
         args->positional()[0], *batch, threads > 0 ? absl::StrCat(threads) : "all",
         args->Get("backend", "auto"), *runs, median, p90, p99, mean, throughput);
+  }
+  if (args->Has("profile")) {
+    auto summary = executor.Prepare(*inputs);
+    if (!summary.ok()) return Fail(summary.status());
+    PrintProfile(*summary, args->Has("json") ? std::cerr : std::cout);
   }
   return 0;
 }

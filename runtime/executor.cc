@@ -228,6 +228,13 @@ absl::StatusOr<PlanSummary> Executor::Prepare(absl::Span<const Tensor> inputs) {
       summary.nodes.push_back({step.node->name, step.node->op_type, step.backend});
     }
   }
+  {
+    absl::MutexLock lock(&plan->mu);
+    summary.profiled_runs = plan->profiled_runs;
+    for (size_t s = 0; s < plan->step_ns.size() && plan->profiled_runs > 0; ++s) {
+      summary.nodes[s].mean_ms = plan->step_ns[s] * 1e-6 / plan->profiled_runs;
+    }
+  }
   summary.folded_nodes = plan->folded_nodes;
   summary.strategy = plan->strategy;
   summary.measured_ms = plan->measured_ms;
@@ -240,10 +247,11 @@ absl::StatusOr<std::vector<Tensor>> Executor::Run(absl::Span<const Tensor> input
   omp_set_num_threads(options_.num_threads);
   ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan, GetPlan(inputs));
   ++runs_;
-  return Execute(*plan, inputs);
+  return Execute(*plan, inputs, options_.profile);
 }
 
-absl::StatusOr<std::vector<Tensor>> Executor::Execute(Plan& plan, absl::Span<const Tensor> inputs) {
+absl::StatusOr<std::vector<Tensor>> Executor::Execute(Plan& plan, absl::Span<const Tensor> inputs,
+                                                      bool profile) {
   std::unique_ptr<Plan::Context> context;
   {
     absl::MutexLock lock(&plan.mu);
@@ -266,9 +274,12 @@ absl::StatusOr<std::vector<Tensor>> Executor::Execute(Plan& plan, absl::Span<con
   }
   void* scratch = static_cast<char*>(context->arena.get()) + plan.scratch_offset;
   absl::Status status;
+  std::vector<int64_t> step_ns(profile ? plan.steps.size() : 0);
   for (size_t s = 0; s < plan.steps.size() && status.ok(); ++s) {
     KernelArgs args{context->inputs[s], absl::MakeSpan(context->outputs[s]), scratch};
+    const auto start = std::chrono::steady_clock::now();
     status = plan.steps[s].kernel->Run(args);
+    if (profile) step_ns[s] = std::chrono::nanoseconds(std::chrono::steady_clock::now() - start).count();
   }
   std::vector<Tensor> outputs;
   for (size_t k = 0; k < plan.outputs.size() && status.ok(); ++k) {
@@ -284,6 +295,11 @@ absl::StatusOr<std::vector<Tensor>> Executor::Execute(Plan& plan, absl::Span<con
   {
     absl::MutexLock lock(&plan.mu);
     plan.pool.push_back(std::move(context));
+    if (profile && status.ok()) {
+      plan.step_ns.resize(plan.steps.size());
+      for (size_t s = 0; s < step_ns.size(); ++s) plan.step_ns[s] += step_ns[s];
+      ++plan.profiled_runs;
+    }
   }
   if (!status.ok()) return status;
   return outputs;

@@ -49,6 +49,8 @@ struct ExecutorOptions {
   int64_t max_tensor_bytes = int64_t{4} << 30;
   // Plans (input-shape specializations) kept; the least recently built goes.
   size_t max_plans = 16;
+  // Time every kernel of every Run; Prepare then reports the mean per node.
+  bool profile = false;
 };
 
 struct ExecutorStats {
@@ -64,6 +66,7 @@ struct PlanSummary {
     std::string node;
     std::string op_type;
     std::string backend;
+    double mean_ms = 0;  // per run, with ExecutorOptions::profile
   };
   std::vector<Entry> nodes;  // only nodes that run; folded ones are absent
   int64_t folded_nodes = 0;
@@ -72,6 +75,7 @@ struct PlanSummary {
   // measured run time; 0 when there was no choice.
   std::string strategy;
   double measured_ms = 0;
+  int64_t profiled_runs = 0;
 };
 
 class Plan;
@@ -97,7 +101,8 @@ class Executor {
   absl::Status CheckInputs(absl::Span<const Tensor> inputs) const;
   absl::StatusOr<std::shared_ptr<Plan>> GetPlan(absl::Span<const Tensor> inputs);
   absl::StatusOr<std::shared_ptr<Plan>> BuildPlan(absl::Span<const Tensor> inputs);
-  absl::StatusOr<std::vector<Tensor>> Execute(Plan& plan, absl::Span<const Tensor> inputs);
+  absl::StatusOr<std::vector<Tensor>> Execute(Plan& plan, absl::Span<const Tensor> inputs,
+                                              bool profile = false);
 
   const Graph graph_;
   const ExecutorOptions options_;

@@ -79,6 +79,22 @@ TEST(ExecutorTest, DynamicBatchBuildsOnePlanPerShapeAndNothingAfterWarmup) {
   EXPECT_EQ(after.runs, warm.runs + 5);
 }
 
+TEST(ExecutorTest, ProfileTimesEveryKernelOfEveryRun) {
+  ExecutorOptions options;
+  options.profile = true;
+  auto executor = Executor::Create(AddReluReshapeGraph(), options).value();
+  Tensor x = Tensor::Allocate(DataType::kFloat32, {64, 2, 2}).value();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(executor->Run({x}).ok());
+  auto summary = executor->Prepare({x}).value();
+  EXPECT_EQ(summary.profiled_runs, 3);
+  ASSERT_EQ(summary.nodes.size(), 2u);
+  for (const auto& node : summary.nodes) EXPECT_GT(node.mean_ms, 0) << node.op_type;
+
+  auto unprofiled = Executor::Create(AddReluReshapeGraph(), {}).value();
+  ASSERT_TRUE(unprofiled->Run({x}).ok());
+  EXPECT_EQ(unprofiled->Prepare({x}).value().profiled_runs, 0);
+}
+
 TEST(ExecutorTest, ConcurrentRunsGiveTheirOwnResults) {
   auto executor = Executor::Create(AddReluReshapeGraph(), {}).value();
   std::vector<std::thread> threads;

@@ -77,6 +77,9 @@ class Plan {
 
   absl::Mutex mu;
   std::vector<std::unique_ptr<Context>> pool ABSL_GUARDED_BY(mu);
+  // ExecutorOptions::profile: time spent in each step over profiled_runs.
+  std::vector<int64_t> step_ns ABSL_GUARDED_BY(mu);
+  int64_t profiled_runs ABSL_GUARDED_BY(mu) = 0;
 };
 
 struct PlanInputs {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/status_macros.h"
 
@@ -48,6 +49,10 @@ std::shared_ptr<const Layout> LayoutFor(Backend* owner, const dnnl::memory::desc
                                         const Shape& shape) {
   if (md == RowMajorDesc(shape)) return nullptr;
   return std::make_shared<OnednnLayout>(owner, md);
+}
+
+bool IsReferenceImpl(const dnnl::primitive_desc_base& pd) {
+  return absl::StartsWith(pd.impl_info_str(), "ref");
 }
 
 int64_t PrimitivesCreated() { return primitives_created.load(); }

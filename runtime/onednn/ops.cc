@@ -296,6 +296,7 @@ KernelOr CompileReduce(const OpContext& c) {
   const memory::desc dst = RowMajorDesc(kept);
   dnnl::reduction::primitive_desc pd(dnnl::reduction::desc(kOps.at(node.op_type), src, dst, 0.f, 0.f),
                                      ScratchpadAttr(), c.engine);
+  if (IsReferenceImpl(pd)) return nullptr;
   auto kernel = std::make_unique<PrimitiveKernel>(c.engine, MakePrimitive<dnnl::reduction>(pd));
   kernel->BindInput(DNNL_ARG_SRC, 0, src, pd.src_desc());
   kernel->BindOutput(DNNL_ARG_DST, 0, dst);
