@@ -67,6 +67,10 @@ void SetFusedActivation(const Activation& activation, Node& fused) {
   fused.attributes["activation_alpha"].f = activation.alpha;
   fused.attributes["activation_beta"].type = Attribute::Type::kFloat;
   fused.attributes["activation_beta"].f = activation.beta;
+  fused.attributes["activation_scale"].type = Attribute::Type::kFloat;
+  fused.attributes["activation_scale"].f = activation.scale;
+  fused.attributes["activation_shift"].type = Attribute::Type::kFloat;
+  fused.attributes["activation_shift"].f = activation.shift;
 }
 
 Activation FusedActivation(const Node& fused) {
@@ -77,6 +81,8 @@ Activation FusedActivation(const Node& fused) {
   }
   a.alpha = fused.GetFloat("activation_alpha", 0);
   a.beta = fused.GetFloat("activation_beta", 0);
+  a.scale = fused.GetFloat("activation_scale", 1);
+  a.shift = fused.GetFloat("activation_shift", 0);
   return a;
 }
 

@@ -21,8 +21,16 @@ struct Activation {
   Kind kind = Kind::kNone;
   float alpha = 0;  // LeakyRelu slope, Clip min, HardSigmoid alpha
   float beta = 0;   // Clip max, HardSigmoid beta
+  // Then scale * f(x) + shift: the per-tensor affine some models put after
+  // every activation (PaddleOCR's "learnable affine blocks").
+  float scale = 1;
+  float shift = 0;
 
-  float Apply(float x) const {
+  bool HasAffine() const { return scale != 1 || shift != 0; }
+
+  float Apply(float x) const { return scale * Function(x) + shift; }
+
+  float Function(float x) const {
     switch (kind) {
       case Kind::kNone: return x;
       case Kind::kRelu: return x > 0 ? x : 0;

@@ -149,10 +149,11 @@ std::vector<EltwiseStep> EltwiseSteps(const Activation& a) {
 
 bool AppendActivation(const Node& node, dnnl::post_ops& post_ops) {
   const Activation a = FusedActivation(node);
-  if (a.kind == Activation::Kind::kNone) return true;
   const std::vector<EltwiseStep> steps = EltwiseSteps(a);
+  if (a.kind != Activation::Kind::kNone && steps.empty()) return false;
   for (const EltwiseStep& s : steps) post_ops.append_eltwise(1.0f, s.algorithm, s.alpha, s.beta);
-  return !steps.empty();
+  if (a.HasAffine()) post_ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, a.scale, a.shift);
+  return true;
 }
 
 KernelOr CompileEltwise(const OpContext& c) {

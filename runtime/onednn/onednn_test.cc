@@ -66,6 +66,11 @@ TEST_F(OnednnTest, FusedResidualBlockWithBlockedLayoutsAndAHead) {
                 {"FusedConv", "GlobalAveragePool", "Gemm"}, /*optimize=*/true);
 }
 
+TEST_F(OnednnTest, FusedConvWithHardSwishAndAffine) {
+  ExpectMatches(testing::ScaledHardSwishConvGraph(), {RandomTensor({1, 3, 6, 6}, 3, -3.0f, 3.0f)},
+                {"FusedConv"}, /*optimize=*/true);
+}
+
 TEST_F(OnednnTest, MatMulAndGemm) {
   {
     GraphBuilder b;
@@ -182,6 +187,7 @@ TEST_F(OnednnTest, ConvTransposeAndResize) {
   b.Input("x", {1, 8, 5, 6});
   b.Constant("w", RandomTensor({8, 4, 2, 2}, 1));
   b.Constant("wg", RandomTensor({8, 2, 3, 3}, 2));
+  b.Constant("w16", RandomTensor({8, 16, 2, 2}, 5));  // enough channels for a blocked output
   b.Constant("bias", RandomTensor({4}, 3));
   b.Constant("roi", Tensor::Allocate(DataType::kFloat32, {0}).value());
   b.Constant("scales", Tensor::FromVector<float>({4}, {1, 1, 2, 3}));
@@ -192,8 +198,9 @@ TEST_F(OnednnTest, ConvTransposeAndResize) {
   b.Node("Resize", {"x", "roi", "scales"}, {"n"})
       .String("mode", "nearest").String("coordinate_transformation_mode", "asymmetric")
       .String("nearest_mode", "floor");
+  b.Node("ConvTranspose", {"x", "w16"}, {"d16"}).Ints("strides", {2, 2});
   b.Node("Resize", {"x", "roi", "lin"}, {"l"}).String("mode", "linear");
-  for (const char* out : {"d", "g", "n", "l"}) b.Output(out);
+  for (const char* out : {"d", "g", "d16", "n", "l"}) b.Output(out);
   ExpectMatches(b.Build(), {RandomTensor({1, 8, 5, 6}, 4)}, {"ConvTranspose", "Resize"});
 }
 

@@ -120,11 +120,12 @@ void EliminateDeadNodes(Graph& graph) {
 absl::Status Optimize(Graph& graph, const OptimizeOptions& options) {
   if (options.remove_identities) RemoveIdentities(graph);
   if (options.fold_constants) RETURN_IF_ERROR(FoldConstants(graph));
-  if (options.fold_batch_norm) RETURN_IF_ERROR(FoldBatchNorm(graph));
+  if (options.fold_channel_affine) RETURN_IF_ERROR(FoldChannelAffine(graph));
   if (options.fuse) {
     FuseLayerNorm(graph);
     FuseMatMulBias(graph);
     FuseResidualAdd(graph);
+    FuseHardSwish(graph);
     FuseActivations(graph);
   }
   EliminateDeadNodes(graph);

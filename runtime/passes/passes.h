@@ -13,7 +13,7 @@ namespace slimserve::runtime {
 struct OptimizeOptions {
   bool remove_identities = true;
   bool fold_constants = true;
-  bool fold_batch_norm = true;
+  bool fold_channel_affine = true;  // BatchNormalization, Mul/Add by constants
   bool fuse = true;  // bias, residual-add and activation fusion
 };
 
@@ -25,16 +25,19 @@ void RemoveIdentities(Graph& graph);
 // Nodes whose inputs are all constants (or Shape of a fully static input)
 // are computed now and become initializers, if their outputs stay small.
 absl::Status FoldConstants(Graph& graph);
-// BatchNormalization after a Conv, or after a Gemm with transB, is folded into
-// the weights and bias.
-absl::Status FoldBatchNorm(Graph& graph);
+// BatchNormalization, or a Mul or Add by a per-channel constant, after a Conv,
+// a ConvTranspose or a Gemm with transB, is folded into its weights and bias.
+absl::Status FoldChannelAffine(Graph& graph);
+// x * Clip(x + 3, 0, 6) / 6 and x * HardSigmoid(x) (alpha 1/6) -> HardSwish(x).
+void FuseHardSwish(Graph& graph);
 // Layer normalization written out op by op -> one LayerNormalization.
 void FuseLayerNorm(Graph& graph);
 // MatMul + constant bias Add -> FusedMatMul.
 void FuseMatMulBias(Graph& graph);
 // Conv + Add(residual) -> FusedConv with a sum addend.
 void FuseResidualAdd(Graph& graph);
-// Conv/Gemm/MatMul (fused or not) + an activation -> the fused op with it.
+// Conv/Gemm/MatMul (fused or not) + an activation -> the fused op with it,
+// and a Mul or Add by a single constant after that activation too.
 void FuseActivations(Graph& graph);
 // Drops nodes and initializers nothing reads.
 void EliminateDeadNodes(Graph& graph);

@@ -2,6 +2,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/activation.h"
+#include "runtime/testing/backend_check.h"
 #include "runtime/testing/graph_builder.h"
 
 namespace slimserve::runtime {
@@ -77,16 +78,61 @@ TEST(PassesTest, ResidualAddIsFusedAsSumBeforeTheActivation) {
   EXPECT_EQ(FusedActivation(g.nodes[1]).kind, Activation::Kind::kClip);
 }
 
-TEST(PassesTest, ConstantAddendIsNotAResidual) {
-  GraphBuilder b;
+TEST(PassesTest, ConstantAddendIsABiasNotAResidual) {
+  for (const Shape& k_shape : {Shape{1, 2, 1, 1}, Shape{2, 1, 1}, Shape{1}}) {
+    GraphBuilder b;
+    b.Input("x", {1, 2, 4, 4});
+    b.Constant("w", RandomTensor({2, 2, 1, 1}, 1));
+    b.Constant("k", RandomTensor(k_shape, 2));
+    b.Node("Conv", {"x", "w"}, {"c"});
+    b.Node("Add", {"c", "k"}, {"y"});
+    b.Output("y");
+    Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({1, 2, 4, 4}, 3)});
+    EXPECT_EQ(Ops(g), (std::vector<std::string>{"Conv"}));
+  }
+  GraphBuilder b;  // varies over space: neither a bias nor a residual
   b.Input("x", {1, 2, 4, 4});
   b.Constant("w", RandomTensor({2, 2, 1, 1}, 1));
-  b.Constant("k", RandomTensor({1, 2, 1, 1}, 2));
+  b.Constant("k", RandomTensor({1, 1, 4, 4}, 2));
   b.Node("Conv", {"x", "w"}, {"c"});
   b.Node("Add", {"c", "k"}, {"y"});
   b.Output("y");
   Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({1, 2, 4, 4}, 3)});
   EXPECT_EQ(Ops(g), (std::vector<std::string>{"Conv", "Add"}));
+}
+
+TEST(PassesTest, ConvTransposeBatchNormFolds) {
+  GraphBuilder b;
+  b.Input("x", {1, 3, 5, 5});
+  b.Constant("w", RandomTensor({3, 4, 2, 2}, 1));  // [Cin, Cout, k, k]
+  b.Node("ConvTranspose", {"x", "w"}, {"c"}).Ints("strides", {2, 2});
+  AddBatchNorm(b, "c", "y", 4);
+  b.Output("y");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({1, 3, 5, 5}, 3)});
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"ConvTranspose"}));
+}
+
+TEST(PassesTest, ScaledHardSwishChainBecomesOneFusedConv) {
+  Graph g = OptimizeAndCompare(testing::ScaledHardSwishConvGraph(), {RandomTensor({1, 3, 6, 6}, 3, -3.0f, 3.0f)});
+  ASSERT_EQ(Ops(g), std::vector<std::string>{"FusedConv"});
+  const Activation a = FusedActivation(g.nodes[0]);
+  EXPECT_EQ(a.kind, Activation::Kind::kHardSwish);
+  EXPECT_FLOAT_EQ(a.scale, 0.4f);
+  EXPECT_FLOAT_EQ(a.shift, -0.8f);
+}
+
+TEST(PassesTest, HardSigmoidGateOfItsOwnInputIsHardSwish) {
+  GraphBuilder b;
+  b.Input("x", {2, 8});
+  b.Node("HardSigmoid", {"x"}, {"gate"}).Float("alpha", 1 / 6.0f).Float("beta", 0.5f);
+  b.Node("Mul", {"x", "gate"}, {"y"});
+  b.Input("z", {2, 8});  // gating another tensor is not HardSwish
+  b.Node("HardSigmoid", {"z"}, {"zgate"}).Float("alpha", 1 / 6.0f).Float("beta", 0.5f);
+  b.Node("Mul", {"x", "zgate"}, {"w"});
+  b.Output("y");
+  b.Output("w");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({2, 8}, 1, -4, 4), RandomTensor({2, 8}, 2, -4, 4)});
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"HardSwish", "HardSigmoid", "Mul"}));
 }
 
 TEST(PassesTest, MatMulBiasActivationFuse) {

@@ -55,4 +55,26 @@ Graph ConvGraph(const ConvCase& c) {
   return b.Build();
 }
 
+Graph ScaledHardSwishConvGraph() {
+  GraphBuilder b;
+  b.Input("x", {1, 3, 6, 6});
+  b.Constant("w", RandomTensor({4, 3, 3, 3}, 1));
+  b.Constant("bias", RandomTensor({4}, 2));
+  for (const auto& [name, v] : std::vector<std::pair<std::string, float>>{
+           {"s1", 0.9f}, {"t1", 1.8f}, {"three", 3}, {"zero", 0}, {"six", 6}, {"s2", 0.4f}, {"t2", -0.8f}}) {
+    b.Constant(name, Tensor::FromVector<float>({1}, {v}));
+  }
+  b.Node("Conv", {"x", "w", "bias"}, {"c"}).Ints("pads", {1, 1, 1, 1});
+  b.Node("Mul", {"s1", "c"}, {"m1"});
+  b.Node("Add", {"m1", "t1"}, {"a1"});
+  b.Node("Add", {"a1", "three"}, {"a3"});
+  b.Node("Clip", {"a3", "zero", "six"}, {"clip"});
+  b.Node("Mul", {"a1", "clip"}, {"gated"});
+  b.Node("Div", {"gated", "six"}, {"hs"});
+  b.Node("Mul", {"s2", "hs"}, {"m2"});
+  b.Node("Add", {"m2", "t2"}, {"y"});
+  b.Output("y");
+  return b.Build();
+}
+
 }  // namespace slimserve::runtime::testing

@@ -28,6 +28,11 @@ struct ConvCase {
 };
 Graph ConvGraph(const ConvCase& c);
 
+// PaddleOCR's PP-LCNetV3 block on x [1, 3, 6, 6]: Conv with bias, a scalar
+// affine, HardSwish written as x * Clip(x + 3, 0, 6) / 6, the scalar affine
+// 0.4 * h - 0.8. Optimized, it is one FusedConv.
+Graph ScaledHardSwishConvGraph();
+
 }  // namespace slimserve::runtime::testing
 
 #endif  // SLIMSERVE_RUNTIME_TESTING_BACKEND_CHECK_H_

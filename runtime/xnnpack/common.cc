@@ -136,6 +136,7 @@ std::optional<Padding> SpatialPadding(const std::string& auto_pad, int64_t in, i
 
 std::optional<std::pair<float, float>> ClampRange(const Activation& activation) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
+  if (activation.HasAffine()) return std::nullopt;
   switch (activation.kind) {
     case Activation::Kind::kNone:
       return std::make_pair(-kInf, kInf);
