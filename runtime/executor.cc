@@ -185,7 +185,7 @@ absl::StatusOr<std::shared_ptr<Plan>> Executor::BuildPlan(absl::Span<const Tenso
   if (!options_.measure_kernels) candidates.resize(std::min<size_t>(candidates.size(), 1));
   if (candidates.empty()) candidates.push_back({{}, 0});
 
-  std::shared_ptr<Plan> best;
+  std::vector<std::shared_ptr<Plan>> plans;
   for (const Candidate& candidate : candidates) {
     std::vector<Backend*> backends = candidate.order;
     backends.push_back(&TheReferenceBackend());
@@ -195,22 +195,25 @@ absl::StatusOr<std::shared_ptr<Plan>> Executor::BuildPlan(absl::Span<const Tenso
                                                    candidate.variant, options_.measure_kernels,
                                                    &kernels_compiled_}));
     plan->strategy = absl::StrCat(backends[0]->name(), " first, variant ", candidate.variant);
-    if (candidates.size() == 1) {
-      best = std::move(plan);
-      break;
-    }
-    // A plan that leaves more nodes to the reference kernels than the best
-    // so far is not worth timing.
-    if (best != nullptr && ReferenceSteps(*plan) > ReferenceSteps(*best)) continue;
-    double ms = 1e300;
-    for (int r = 0; r < 1 + kVariantTimedRuns; ++r) {
+    // A plan that leaves more nodes to the reference kernels than another is
+    // not worth timing.
+    if (!plans.empty() && ReferenceSteps(*plan) > ReferenceSteps(*plans.back())) continue;
+    if (!plans.empty() && ReferenceSteps(*plan) < ReferenceSteps(*plans.back())) plans.clear();
+    plans.push_back(std::move(plan));
+  }
+  // Time the candidates in interleaved rounds, after one untimed run each,
+  // so that a stall of the machine does not decide between them.
+  for (int r = 0; r < 1 + kVariantTimedRuns && plans.size() > 1; ++r) {
+    for (const std::shared_ptr<Plan>& plan : plans) {
       const auto start = std::chrono::steady_clock::now();
       RETURN_IF_ERROR(Execute(*plan, inputs).status());
-      const auto elapsed = std::chrono::steady_clock::now() - start;
-      if (r > 0) ms = std::min(ms, std::chrono::duration<double, std::milli>(elapsed).count());
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      if (r == 1 || (r > 1 && ms < plan->measured_ms)) plan->measured_ms = ms;
     }
-    plan->measured_ms = ms;
-    if (best == nullptr || ms < best->measured_ms) best = std::move(plan);
+  }
+  std::shared_ptr<Plan> best = plans[0];
+  for (const std::shared_ptr<Plan>& plan : plans) {
+    if (plan->measured_ms < best->measured_ms) best = plan;
   }
   ++plans_built_;
   return best;

@@ -15,7 +15,12 @@ void UseShortOpenMpSpins(char** argv) {
     return;
   }
   setenv("GOMP_SPINCOUNT", kSpinCount, 1);
-  execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
+  // The binary's own path, not /proc/self/exe, so the process keeps its name.
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return;
+  path[n] = '\0';
+  execv(path, argv);  // returns only on failure: carry on as we are
 }
 
 }  // namespace slimserve
