@@ -2,6 +2,7 @@
 #include <iostream>
 #include <string>
 
+#include "cli/client.h"
 #include "cli/offline.h"
 #include "runtime/openmp_env.h"
 
@@ -9,6 +10,15 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: slimctl COMMAND [options]   (slimctl COMMAND --help for details)\n"
+    "\n"
+    "Client commands (talk to a server at --url, default localhost:8001):\n"
+    "  health    is the server live and ready\n"
+    "  models    list the repository's models and their state\n"
+    "  load      load a model, or upload an ONNX file as a model\n"
+    "  unload    stop serving a model\n"
+    "  metadata  a model's inputs, outputs and batching\n"
+    "  infer     run one request and print the outputs\n"
+    "  perf      load generator: throughput and latency percentiles\n"
     "\n"
     "Offline commands (load an ONNX file in this process):\n"
     "  run      run a model once on inputs from .npy files and print its outputs\n"
@@ -28,6 +38,7 @@ int main(int argc, char** argv) {
   if (command == "run") return slimserve::cli::RunCommand(argc - 2, argv + 2);
   if (command == "bench") return slimserve::cli::BenchCommand(argc - 2, argv + 2);
   if (command == "inspect") return slimserve::cli::InspectCommand(argc - 2, argv + 2);
+  if (slimserve::cli::IsClientCommand(command)) return slimserve::cli::ClientCommand(command, argc - 2, argv + 2);
   std::cerr << "unknown command '" << command << "'\n\n" << kUsage;
   return 2;
 }

@@ -17,7 +17,7 @@ packages=(
   libabsl-dev prometheus-cpp-dev libcivetweb-dev libonnx-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata dataset-fashion-mnist
-  python3-torch python3-torchvision python3-onnx python3-numpy python3-grpcio
+  python3-torch python3-torchvision python3-onnx python3-numpy python3-grpcio python3-yaml yamllint
 )
 # Node.js runs ONNX Runtime for reference outputs and benchmarks; keep one that is already there.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi

@@ -1,0 +1,160 @@
+#include "server/core/model_manager.h"
+
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/status_macros.h"
+
+namespace slimserve::server {
+
+ModelManager::ModelManager(ManagerOptions options, MetricsSink* metrics)
+    : options_(std::move(options)), metrics_(metrics), repository_(options_.repository) {}
+
+absl::Status ModelManager::LoadAtStart(const std::vector<std::string>& names) {
+  std::vector<std::string> to_load = names;
+  if (names.empty() || (names.size() == 1 && names[0] == "*")) {
+    ASSIGN_OR_RETURN(to_load, repository_.ModelNames());
+  }
+  absl::Status first;
+  std::lock_guard<std::mutex> lock(load_mu_);
+  for (const std::string& name : to_load) {
+    absl::Status status = LoadFromRepository(name);
+    if (!status.ok()) std::cerr << "slimserve: " << status.message() << "\n";
+    first.Update(status);
+  }
+  return first;
+}
+
+absl::Status ModelManager::Load(const std::string& name, const std::optional<inference::ModelConfig>& config,
+                                const std::map<std::string, std::string>& files) {
+  if (!options_.explicit_control) {
+    return absl::FailedPreconditionError(
+        "loading models over the API needs --model-control-mode explicit; this server loads its repository at start");
+  }
+  RETURN_IF_ERROR(CheckModelName(name));
+  if (!files.empty() && !config.has_value()) {
+    return absl::InvalidArgumentError("an upload needs a 'config' parameter (ModelConfig as JSON) with its files");
+  }
+  std::lock_guard<std::mutex> lock(load_mu_);
+  if (config.has_value()) {
+    if (files.empty()) {
+      return absl::InvalidArgumentError(
+          "a 'config' parameter without 'file:<version>/model.onnx' parameters: nothing to upload");
+    }
+    RETURN_IF_ERROR(repository_.Write(name, *config, files));
+  }
+  return LoadFromRepository(name);
+}
+
+absl::Status ModelManager::LoadFromRepository(const std::string& name) {
+  bool serving = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    serving = models_.count(name) && !models_[name].versions.empty();
+  }
+  if (!serving) SetState(name, "LOADING", "");
+  absl::StatusOr<ModelFiles> files = repository_.Read(name);
+  std::map<int64_t, std::shared_ptr<Model>> versions;
+  absl::Status status = files.status();
+  for (const auto& [version, path] : files.ok() ? files->versions : std::map<int64_t, std::string>{}) {
+    ModelSource source{name, version, path, files->config};
+    absl::StatusOr<std::shared_ptr<Model>> model = Model::Load(std::move(source), options_.model, metrics_);
+    if (!model.ok()) {
+      status = model.status();
+      break;
+    }
+    versions[version] = *std::move(model);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& entry = models_[name];
+  if (!status.ok()) {
+    // A failed reload leaves the versions that were serving in place.
+    entry.state = entry.versions.empty() ? "UNAVAILABLE" : "READY";
+    entry.reason = std::string(status.message());
+    return status;
+  }
+  entry.versions.swap(versions);  // the old versions drain as their last requests finish
+  entry.state = "READY";
+  entry.reason.clear();
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::Unload(const std::string& name) {
+  if (!options_.explicit_control) {
+    return absl::FailedPreconditionError("unloading models over the API needs --model-control-mode explicit");
+  }
+  std::lock_guard<std::mutex> load_lock(load_mu_);
+  std::map<int64_t, std::shared_ptr<Model>> unloaded;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  if (it == models_.end() || it->second.versions.empty()) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' is not loaded"));
+  }
+  unloaded.swap(it->second.versions);
+  it->second.state = "UNAVAILABLE";
+  it->second.reason = "unloaded";
+  return absl::OkStatus();
+}
+
+void ModelManager::SetState(const std::string& name, const std::string& state, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  models_[name].state = state;
+  models_[name].reason = reason;
+}
+
+absl::StatusOr<std::shared_ptr<Model>> ModelManager::Get(const std::string& name, const std::string& version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("unknown model '", name, "'"));
+  const Entry& entry = it->second;
+  if (entry.versions.empty()) {
+    return absl::UnavailableError(absl::StrCat("model '", name, "' is not ready (", entry.state,
+                                               entry.reason.empty() ? "" : ": " + entry.reason, ")"));
+  }
+  if (version.empty()) return entry.versions.rbegin()->second;
+  int64_t v = 0;
+  auto found = absl::SimpleAtoi(version, &v) ? entry.versions.find(v) : entry.versions.end();
+  if (found == entry.versions.end()) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' has no loaded version '", version, "'"));
+  }
+  return found->second;
+}
+
+std::vector<std::shared_ptr<Model>> ModelManager::Loaded(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<Model>> loaded;
+  for (const auto& [model_name, entry] : models_) {
+    if (!name.empty() && model_name != name) continue;
+    for (const auto& [version, model] : entry.versions) loaded.push_back(model);
+  }
+  return loaded;
+}
+
+std::vector<std::string> ModelManager::Versions(const std::string& name) const {
+  std::vector<std::string> versions;
+  for (const auto& model : Loaded(name)) versions.push_back(model->version_text());
+  return versions;
+}
+
+std::vector<ModelIndexEntry> ModelManager::Index() const {
+  std::map<std::string, ModelIndexEntry> index;
+  absl::StatusOr<std::vector<std::string>> names = repository_.ModelNames();
+  for (const std::string& name : names.ok() ? *names : std::vector<std::string>{}) {
+    index[name] = {name, "", "UNAVAILABLE", "not loaded"};
+  }
+  std::vector<ModelIndexEntry> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, entry] : models_) index[name] = {name, "", entry.state, entry.reason};
+  for (const auto& [name, e] : index) {
+    auto it = models_.find(name);
+    if (it == models_.end() || it->second.versions.empty()) {
+      out.push_back(e);
+      continue;
+    }
+    for (const auto& [version, model] : it->second.versions) out.push_back({name, model->version_text(), e.state, e.reason});
+  }
+  return out;
+}
+
+}  // namespace slimserve::server

@@ -1,0 +1,82 @@
+// The models a server serves: loads them from the repository (all at start,
+// or on request in explicit mode), stores uploads, publishes each load by
+// swapping the model's version table, and keeps the old versions serving when
+// a reload fails. Thread-safe.
+//
+// States per model, as RepositoryIndex reports them:
+//   LOADING -> READY -> UNAVAILABLE (unloaded; or the load failed)
+// A model that is READY stays READY while a new load of it is under way.
+#ifndef SLIMSERVE_SERVER_CORE_MODEL_MANAGER_H_
+#define SLIMSERVE_SERVER_CORE_MODEL_MANAGER_H_
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/core/metrics.h"
+#include "server/core/model.h"
+#include "server/core/repository.h"
+
+namespace slimserve::server {
+
+struct ManagerOptions {
+  std::string repository;
+  bool explicit_control = false;  // load and unload over the API
+  ModelOptions model;
+};
+
+struct ModelIndexEntry {
+  std::string name;
+  std::string version;  // empty when no version is loaded
+  std::string state;    // READY, LOADING, UNAVAILABLE
+  std::string reason;
+};
+
+class ModelManager {
+ public:
+  ModelManager(ManagerOptions options, MetricsSink* metrics);
+
+  // Loads `names` from the repository ("*" or none given: every model in it).
+  // Every model is tried; the first failure is returned.
+  absl::Status LoadAtStart(const std::vector<std::string>& names);
+
+  // Loads (or reloads) `name`. With `config` and `files`, an upload: stored in
+  // the repository first. Explicit control mode only.
+  absl::Status Load(const std::string& name, const std::optional<inference::ModelConfig>& config,
+                    const std::map<std::string, std::string>& files);
+  // Stops serving `name`; requests already accepted finish. Explicit mode only.
+  absl::Status Unload(const std::string& name);
+
+  // The model to run: `version` empty means the latest loaded one.
+  absl::StatusOr<std::shared_ptr<Model>> Get(const std::string& name, const std::string& version) const;
+  // Every loaded version of `name` (or of every model, for an empty name).
+  std::vector<std::shared_ptr<Model>> Loaded(const std::string& name) const;
+  // Versions loaded for `name`, oldest first.
+  std::vector<std::string> Versions(const std::string& name) const;
+  // Models in the repository and the loaded ones, with their state.
+  std::vector<ModelIndexEntry> Index() const;
+
+ private:
+  struct Entry {
+    std::string state = "UNAVAILABLE";
+    std::string reason;
+    std::map<int64_t, std::shared_ptr<Model>> versions;
+  };
+  absl::Status LoadFromRepository(const std::string& name);
+  void SetState(const std::string& name, const std::string& state, const std::string& reason);
+
+  const ManagerOptions options_;
+  MetricsSink* const metrics_;
+  const Repository repository_;
+  std::mutex load_mu_;  // one load or unload at a time
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> models_;
+};
+
+}  // namespace slimserve::server
+
+#endif  // SLIMSERVE_SERVER_CORE_MODEL_MANAGER_H_

@@ -1,0 +1,216 @@
+#include "server/grpc/inference_service.h"
+
+#include <chrono>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/status_macros.h"
+#include "server/core/config.h"
+#include "server/grpc/tensor_codec.h"
+
+namespace slimserve::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+void AddTensorMetadata(const std::string& name, inference::DataType type,
+                       const google::protobuf::RepeatedField<int64_t>& dims, bool batching,
+                       inference::ModelMetadataResponse::TensorMetadata* out) {
+  out->set_name(name);
+  out->set_datatype(WireDataType(*FromConfigDataType(type)));
+  if (batching) out->add_shape(-1);
+  for (int64_t d : dims) out->add_shape(d);
+}
+
+}  // namespace
+
+grpc::Status InferenceService::ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+                                          inference::ServerLiveResponse* response) {
+  response->set_live(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+                                           inference::ServerReadyResponse* response) {
+  response->set_ready(ready_);
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ServerMetadata(grpc::ServerContext*, const inference::ServerMetadataRequest*,
+                                              inference::ServerMetadataResponse* response) {
+  response->set_name(kServerName);
+  response->set_version(kServerVersion);
+  for (const char* extension : {"model_repository", "model_configuration", "schedule_policy", "statistics",
+                                "binary_tensor_data"}) {
+    response->add_extensions(extension);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelReady(grpc::ServerContext*, const inference::ModelReadyRequest* request,
+                                          inference::ModelReadyResponse* response) {
+  response->set_ready(models_.Get(request->name(), request->version()).ok());
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* request,
+                                             inference::ModelMetadataResponse* response) {
+  absl::StatusOr<std::shared_ptr<Model>> model = models_.Get(request->name(), request->version());
+  if (!model.ok()) return ToGrpc(model.status());
+  const inference::ModelConfig& config = (*model)->config();
+  const bool batching = config.max_batch_size() > 0;
+  response->set_name((*model)->name());
+  for (const std::string& v : models_.Versions(request->name())) response->add_versions(v);
+  response->set_platform(config.platform());
+  for (const auto& in : config.input()) {
+    AddTensorMetadata(in.name(), in.data_type(), in.dims(), batching, response->add_inputs());
+  }
+  for (const auto& out : config.output()) {
+    AddTensorMetadata(out.name(), out.data_type(), out.dims(), batching, response->add_outputs());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelConfig(grpc::ServerContext*, const inference::ModelConfigRequest* request,
+                                           inference::ModelConfigResponse* response) {
+  absl::StatusOr<std::shared_ptr<Model>> model = models_.Get(request->name(), request->version());
+  if (!model.ok()) return ToGrpc(model.status());
+  *response->mutable_config() = (*model)->config();
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelStatistics(grpc::ServerContext*, const inference::ModelStatisticsRequest* request,
+                                               inference::ModelStatisticsResponse* response) {
+  if (!request->name().empty()) {
+    absl::StatusOr<std::shared_ptr<Model>> model = models_.Get(request->name(), request->version());
+    if (!model.ok()) return ToGrpc(model.status());
+  }
+  for (const auto& model : models_.Loaded(request->name())) {
+    if (!request->version().empty() && model->version_text() != request->version()) continue;
+    model->FillStatistics(*response->add_model_stats());
+  }
+  return grpc::Status::OK;
+}
+
+absl::Status InferenceService::Infer(const inference::ModelInferRequest& request,
+                                     inference::ModelInferResponse& response) {
+  const auto start = Clock::now();
+  ASSIGN_OR_RETURN(std::shared_ptr<Model> model, models_.Get(request.model_name(), request.model_version()));
+  InferResult result;
+  int64_t rows = 1;
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto named, DecodeInputs(request, options_.max_tensor_bytes));
+    InferRequest run;
+    ASSIGN_OR_RETURN(run.inputs, model->ArrangeInputs(std::move(named)));
+    if (model->config().max_batch_size() > 0 && !run.inputs.empty()) rows = run.inputs[0].shape()[0];
+    std::vector<std::string> names;
+    for (const auto& out : request.outputs()) {
+      ASSIGN_OR_RETURN(int index, model->OutputIndex(out.name()));
+      run.outputs.push_back(index);
+      names.push_back(out.name());
+    }
+    if (request.outputs_size() == 0) {
+      for (int i = 0; i < model->config().output_size(); ++i) {
+        run.outputs.push_back(i);
+        names.push_back(model->config().output(i).name());
+      }
+    }
+    ASSIGN_OR_RETURN(result, model->Infer(std::move(run)));
+    response.set_model_name(model->name());
+    response.set_model_version(model->version_text());
+    response.set_id(request.id());
+    EncodeOutputs(names, result.outputs, UsesTypedContents(request), response);
+    return absl::OkStatus();
+  }();
+  result.times.total = std::chrono::duration<double>(Clock::now() - start).count();
+  model->RecordRequest(status, result.times, rows);
+  return status;
+}
+
+grpc::Status InferenceService::ModelInfer(grpc::ServerContext*, const inference::ModelInferRequest* request,
+                                          inference::ModelInferResponse* response) {
+  return ToGrpc(Infer(*request, *response));
+}
+
+grpc::Status InferenceService::ModelStreamInfer(
+    grpc::ServerContext*,
+    grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) {
+  inference::ModelInferRequest request;
+  while (stream->Read(&request)) {
+    inference::ModelStreamInferResponse reply;
+    const absl::Status status = Infer(request, *reply.mutable_infer_response());
+    if (!status.ok()) {
+      reply.clear_infer_response();
+      reply.mutable_infer_response()->set_id(request.id());
+      reply.set_error_message(absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message()));
+    }
+    if (!stream->Write(reply)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::RepositoryIndex(grpc::ServerContext*, const inference::RepositoryIndexRequest* request,
+                                               inference::RepositoryIndexResponse* response) {
+  for (const ModelIndexEntry& e : models_.Index()) {
+    if (request->ready() && e.state != "READY") continue;
+    auto* m = response->add_models();
+    m->set_name(e.name);
+    m->set_version(e.version);
+    m->set_state(e.state);
+    m->set_reason(e.reason);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::RepositoryModelLoad(grpc::ServerContext*,
+                                                   const inference::RepositoryModelLoadRequest* request,
+                                                   inference::RepositoryModelLoadResponse*) {
+  std::optional<inference::ModelConfig> config;
+  std::map<std::string, std::string> files;
+  for (const auto& [key, value] : request->parameters()) {
+    if (key == "config") {
+      if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "parameter 'config' must be a string_param (JSON)");
+      }
+      absl::StatusOr<inference::ModelConfig> parsed = ParseConfigJson(value.string_param());
+      if (!parsed.ok()) return ToGrpc(parsed.status());
+      if (!parsed->name().empty() && parsed->name() != request->model_name()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("config names model '", parsed->name(), "' but the request loads '",
+                                         request->model_name(), "'"));
+      }
+      config = *std::move(parsed);
+    } else if (absl::StartsWith(key, "file:")) {
+      if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kBytesParam) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("parameter '", key, "' must be bytes_param"));
+      }
+      if (value.bytes_param().empty()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("parameter '", key, "' is an empty file"));
+      }
+      if (static_cast<int64_t>(value.bytes_param().size()) > options_.max_model_bytes) {
+        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            absl::StrCat("file '", key, "' has ", value.bytes_param().size(),
+                                         " bytes, over the limit of ", options_.max_model_bytes,
+                                         " (--max-model-bytes)"));
+      }
+      files[key.substr(5)] = value.bytes_param();
+    } else {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("unknown load parameter '", key, "' (known: config, file:<version>/<name>)"));
+    }
+  }
+  return ToGrpc(models_.Load(request->model_name(), config, files));
+}
+
+grpc::Status InferenceService::RepositoryModelUnload(grpc::ServerContext*,
+                                                     const inference::RepositoryModelUnloadRequest* request,
+                                                     inference::RepositoryModelUnloadResponse*) {
+  return ToGrpc(models_.Unload(request->model_name()));
+}
+
+}  // namespace slimserve::server

@@ -1,0 +1,67 @@
+// inference.GRPCInferenceService over the ModelManager: decodes each request,
+// calls the core, encodes the reply; the one place where absl::Status becomes
+// grpc::Status (the codes are the same numbers).
+#ifndef SLIMSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_
+#define SLIMSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "proto/grpc_service.grpc.pb.h"
+#include "server/core/model_manager.h"
+
+namespace slimserve::server {
+
+inline constexpr char kServerName[] = "slimserve";
+inline constexpr char kServerVersion[] = "0.1.0";
+
+struct ServiceOptions {
+  int64_t max_tensor_bytes = int64_t{1} << 30;
+  int64_t max_model_bytes = int64_t{1} << 30;
+};
+
+class InferenceService final : public inference::GRPCInferenceService::Service {
+ public:
+  InferenceService(ModelManager& models, ServiceOptions options) : models_(models), options_(options) {}
+
+  // ServerReady's answer; false before the startup loads finish and while
+  // shutting down.
+  void SetReady(bool ready) { ready_ = ready; }
+
+  grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+                          inference::ServerLiveResponse* response) override;
+  grpc::Status ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+                           inference::ServerReadyResponse* response) override;
+  grpc::Status ServerMetadata(grpc::ServerContext*, const inference::ServerMetadataRequest*,
+                              inference::ServerMetadataResponse* response) override;
+  grpc::Status ModelReady(grpc::ServerContext*, const inference::ModelReadyRequest* request,
+                          inference::ModelReadyResponse* response) override;
+  grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* request,
+                             inference::ModelMetadataResponse* response) override;
+  grpc::Status ModelConfig(grpc::ServerContext*, const inference::ModelConfigRequest* request,
+                           inference::ModelConfigResponse* response) override;
+  grpc::Status ModelStatistics(grpc::ServerContext*, const inference::ModelStatisticsRequest* request,
+                               inference::ModelStatisticsResponse* response) override;
+  grpc::Status ModelInfer(grpc::ServerContext*, const inference::ModelInferRequest* request,
+                          inference::ModelInferResponse* response) override;
+  grpc::Status ModelStreamInfer(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) override;
+  grpc::Status RepositoryIndex(grpc::ServerContext*, const inference::RepositoryIndexRequest* request,
+                               inference::RepositoryIndexResponse* response) override;
+  grpc::Status RepositoryModelLoad(grpc::ServerContext*, const inference::RepositoryModelLoadRequest* request,
+                                   inference::RepositoryModelLoadResponse* response) override;
+  grpc::Status RepositoryModelUnload(grpc::ServerContext*, const inference::RepositoryModelUnloadRequest* request,
+                                     inference::RepositoryModelUnloadResponse* response) override;
+
+ private:
+  absl::Status Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse& response);
+
+  ModelManager& models_;
+  const ServiceOptions options_;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace slimserve::server
+
+#endif  // SLIMSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_
