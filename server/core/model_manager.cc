@@ -37,24 +37,23 @@ absl::Status ModelManager::Load(const std::string& name, const std::optional<inf
     return absl::InvalidArgumentError("an upload needs a 'config' parameter (ModelConfig as JSON) with its files");
   }
   std::lock_guard<std::mutex> lock(load_mu_);
-  if (config.has_value()) {
-    if (files.empty()) {
-      return absl::InvalidArgumentError(
-          "a 'config' parameter without 'file:<version>/model.onnx' parameters: nothing to upload");
-    }
-    RETURN_IF_ERROR(repository_.Write(name, *config, files));
+  if (!config.has_value()) return LoadFromRepository(name);
+  if (files.empty()) {
+    return absl::InvalidArgumentError(
+        "a 'config' parameter without 'file:<version>/model.onnx' parameters: nothing to upload");
   }
-  return LoadFromRepository(name);
+  ASSIGN_OR_RETURN(const std::string staged, repository_.Stage(name, *config, files));
+  return LoadFromRepository(name, staged);
 }
 
-absl::Status ModelManager::LoadFromRepository(const std::string& name) {
+absl::Status ModelManager::LoadFromRepository(const std::string& name, const std::string& staged) {
   bool serving = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     serving = models_.count(name) && !models_[name].versions.empty();
   }
   if (!serving) SetState(name, "LOADING", "");
-  absl::StatusOr<ModelFiles> files = repository_.Read(name);
+  absl::StatusOr<ModelFiles> files = staged.empty() ? repository_.Read(name) : repository_.ReadFolder(name, staged);
   std::map<int64_t, std::shared_ptr<Model>> versions;
   absl::Status status = files.status();
   for (const auto& [version, path] : files.ok() ? files->versions : std::map<int64_t, std::string>{}) {
@@ -65,6 +64,14 @@ absl::Status ModelManager::LoadFromRepository(const std::string& name) {
       break;
     }
     versions[version] = *std::move(model);
+  }
+  if (!staged.empty()) {
+    // The models read their files at load; the folder can move now.
+    if (status.ok()) {
+      status = repository_.Commit(staged, name);
+    } else {
+      repository_.Discard(staged);
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   Entry& entry = models_[name];

@@ -66,7 +66,9 @@ class ModelManager {
     std::string reason;
     std::map<int64_t, std::shared_ptr<Model>> versions;
   };
-  absl::Status LoadFromRepository(const std::string& name);
+  // Loads `name` from its repository folder, or from `staged` (an upload,
+  // committed to the repository only if every version loads).
+  absl::Status LoadFromRepository(const std::string& name, const std::string& staged = "");
   void SetState(const std::string& name, const std::string& state, const std::string& reason);
 
   const ManagerOptions options_;

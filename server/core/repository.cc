@@ -75,7 +75,11 @@ absl::StatusOr<std::vector<std::string>> Repository::ModelNames() const {
 
 absl::StatusOr<ModelFiles> Repository::Read(const std::string& name) const {
   RETURN_IF_ERROR(CheckModelName(name));
-  const fs::path dir = fs::path(root_) / name;
+  return ReadFolder(name, (fs::path(root_) / name).string());
+}
+
+absl::StatusOr<ModelFiles> Repository::ReadFolder(const std::string& name, const std::string& folder) const {
+  const fs::path dir = folder;
   if (!fs::is_directory(dir)) {
     return absl::NotFoundError(absl::StrCat("no model '", name, "' in the repository ", root_));
   }
@@ -123,8 +127,8 @@ absl::StatusOr<ModelFiles> Repository::Read(const std::string& name) const {
   return files;
 }
 
-absl::Status Repository::Write(const std::string& name, const inference::ModelConfig& config,
-                               const std::map<std::string, std::string>& files) const {
+absl::StatusOr<std::string> Repository::Stage(const std::string& name, const inference::ModelConfig& config,
+                                              const std::map<std::string, std::string>& files) const {
   RETURN_IF_ERROR(CheckModelName(name));
   for (const auto& [path, bytes] : files) {
     const std::vector<std::string> parts = absl::StrSplit(path, '/');
@@ -136,34 +140,44 @@ absl::Status Repository::Write(const std::string& name, const inference::ModelCo
     }
   }
   std::error_code error;
-  fs::create_directories(root_, error);
   const fs::path staging = fs::path(root_) / TempName("upload", name);
-  const fs::path target = fs::path(root_) / name;
   fs::create_directories(staging, error);
   if (error) return absl::InternalError(absl::StrCat("cannot create ", staging.string(), ": ", error.message()));
-  absl::Status status;
   std::string text;
   google::protobuf::TextFormat::PrintToString(config, &text);
-  status = WriteFile(staging / "config.pbtxt", text);
+  absl::Status status = WriteFile(staging / "config.pbtxt", text);
   for (const auto& [path, bytes] : files) {
     if (!status.ok()) break;
     fs::create_directories((staging / path).parent_path(), error);
     status = WriteFile(staging / path, bytes);
   }
-  if (status.ok()) {
-    const fs::path old = fs::path(root_) / TempName("replaced", name);
-    const bool replacing = fs::exists(target);
-    if (replacing) fs::rename(target, old, error);
-    if (!error) fs::rename(staging, target, error);
-    if (error) {
-      status = absl::InternalError(absl::StrCat("cannot store model '", name, "': ", error.message()));
-      std::error_code ignored;
-      if (replacing && !fs::exists(target)) fs::rename(old, target, ignored);  // put the old one back
-    }
-    fs::remove_all(old, error);
+  if (!status.ok()) {
+    Discard(staging.string());
+    return status;
   }
-  fs::remove_all(staging, error);
-  return status;
+  return staging.string();
+}
+
+absl::Status Repository::Commit(const std::string& staged, const std::string& name) const {
+  const fs::path target = fs::path(root_) / name;
+  const fs::path old = fs::path(root_) / TempName("replaced", name);
+  std::error_code error;
+  const bool replacing = fs::exists(target);
+  if (replacing) fs::rename(target, old, error);
+  if (!error) fs::rename(staged, target, error);
+  if (error) {
+    std::error_code ignored;
+    if (replacing && !fs::exists(target)) fs::rename(old, target, ignored);  // put the old one back
+    Discard(staged);
+    return absl::InternalError(absl::StrCat("cannot store model '", name, "': ", error.message()));
+  }
+  fs::remove_all(old, error);
+  return absl::OkStatus();
+}
+
+void Repository::Discard(const std::string& staged) const {
+  std::error_code ignored;
+  fs::remove_all(staged, ignored);
 }
 
 }  // namespace slimserve::server

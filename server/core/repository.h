@@ -3,8 +3,10 @@
 //   <root>/<model>/config.pbtxt          optional: ModelConfig in text format
 //   <root>/<model>/<version>/model.onnx  versions are positive integers
 //
-// Uploads replace a model's folder: written in full next to it, then swapped in
-// by renames, so a reader sees the old model or the new one, never a mix.
+// Uploads are written in full to a staging folder next to the models, loaded
+// from there, and only then swapped in by renames: a reader sees the old model
+// or the new one, never a mix, and an upload that fails to load leaves the
+// repository as it was.
 #ifndef SLIMSERVE_SERVER_CORE_REPOSITORY_H_
 #define SLIMSERVE_SERVER_CORE_REPOSITORY_H_
 
@@ -32,10 +34,16 @@ class Repository {
   absl::StatusOr<std::vector<std::string>> ModelNames() const;
   // The model's config and the versions its version policy selects.
   absl::StatusOr<ModelFiles> Read(const std::string& name) const;
-  // Stores an upload: `config` as config.pbtxt and `files` ("<version>/<file>"
-  // -> bytes) under the model's folder, replacing what was there.
-  absl::Status Write(const std::string& name, const inference::ModelConfig& config,
-                     const std::map<std::string, std::string>& files) const;
+  // The same for a model folder anywhere (a staged upload).
+  absl::StatusOr<ModelFiles> ReadFolder(const std::string& name, const std::string& dir) const;
+
+  // Writes an upload, `config` as config.pbtxt and `files` ("<version>/<file>"
+  // -> bytes), to a new staging folder; returns its path.
+  absl::StatusOr<std::string> Stage(const std::string& name, const inference::ModelConfig& config,
+                                    const std::map<std::string, std::string>& files) const;
+  // Makes a staged folder model `name`, replacing what was there.
+  absl::Status Commit(const std::string& staged, const std::string& name) const;
+  void Discard(const std::string& staged) const;
 
  private:
   std::string root_;
