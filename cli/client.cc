@@ -1,6 +1,7 @@
 #include "cli/client.h"
 
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -313,15 +314,16 @@ int Perf(const Args& args) {
       latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
     });
   }
-  // A progress bar on stderr while the clients run.
-  while (Clock::now() < end) {
+  // A progress bar on a terminal while the clients run.
+  const bool bar = isatty(STDERR_FILENO);
+  while (bar && Clock::now() < end) {
     const double done = std::min(1.0, std::chrono::duration<double>(Clock::now() - start).count() / *duration);
     std::cerr << "\r[" << std::string(static_cast<int>(done * 30), '#') << std::string(30 - static_cast<int>(done * 30), ' ')
               << "] " << static_cast<int>(done * 100) << "%" << std::flush;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   for (auto& t : clients) t.join();
-  std::cerr << "\r" << std::string(40, ' ') << "\r";
+  if (bar) std::cerr << "\r" << std::string(40, ' ') << "\r";
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   absl::StatusOr<inference::ModelStatistics> after = Statistics(*stub, metadata->name());
   if (!after.ok()) return Fail(after.status());
