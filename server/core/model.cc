@@ -91,8 +91,10 @@ absl::StatusOr<std::shared_ptr<Model>> Model::Load(ModelSource source, const Mod
   model->batching_ = config.max_batch_size() > 0 && config.has_dynamic_batching();
   model->max_delay_ = std::chrono::microseconds(config.dynamic_batching().max_queue_delay_microseconds());
   // Warm-up builds the plans of the common shapes before the model is ready.
-  std::set<int64_t> warm_batches = {1};
-  if (config.max_batch_size() > 0) warm_batches.insert(config.max_batch_size());
+  std::set<int64_t> warm_batches;
+  for (int64_t rows = 1; rows <= std::max(config.max_batch_size(), 1); ++rows) {
+    warm_batches.insert(model->PlanRows(rows));
+  }
   for (int64_t batch : warm_batches) {
     ASSIGN_OR_RETURN(std::vector<Tensor> inputs, WarmupInputs(config, batch));
     absl::StatusOr<std::vector<Tensor>> out = model->executor_->Run(inputs);
@@ -253,12 +255,20 @@ Model::Batch Model::NextBatch(std::unique_lock<std::mutex>& lock) {
   return batch;
 }
 
+int64_t Model::PlanRows(int64_t rows) const {
+  if (config_.max_batch_size() <= 0) return rows;
+  int64_t padded = 1;
+  while (padded < rows) padded *= 2;
+  return std::min<int64_t>(padded, config_.max_batch_size());
+}
+
 absl::StatusOr<std::vector<Tensor>> Model::RunRows(const Batch& batch, int64_t rows) {
-  if (batch.size() == 1) return executor_->Run(batch[0]->request.inputs);
-  std::vector<Tensor> inputs;
+  const int64_t plan_rows = PlanRows(rows);
+  if (batch.size() == 1 && plan_rows == rows) return executor_->Run(batch[0]->request.inputs);
+  std::vector<Tensor> inputs;  // the requests' rows, then zeros up to plan_rows
   for (size_t i = 0; i < batch[0]->request.inputs.size(); ++i) {
     Shape shape = batch[0]->request.inputs[i].shape();
-    shape[0] = rows;
+    shape[0] = plan_rows;
     ASSIGN_OR_RETURN(Tensor joined, Tensor::Allocate(batch[0]->request.inputs[i].dtype(), shape));
     char* dst = static_cast<char*>(joined.raw_data());
     for (const auto& p : batch) {
@@ -275,20 +285,21 @@ absl::StatusOr<InferResult> Model::Slice(const Pending& p, const std::vector<Ten
                                           int64_t rows) const {
   InferResult result;
   result.batch_size = rows;
+  const int64_t plan_rows = PlanRows(rows);
   for (int index : p.request.outputs) {
     const Tensor& out = outputs[index];
-    if (rows == p.rows) {  // the whole batch: no copy
+    if (plan_rows == p.rows) {  // the whole run was this request's: no copy
       result.outputs.push_back(out);
       continue;
     }
-    if (out.rank() == 0 || out.shape()[0] != rows) {
+    if (out.rank() == 0 || out.shape()[0] != plan_rows) {
       return absl::InternalError(absl::StrCat("output '", config_.output(index).name(),
                                               "' does not have the batch as its first dimension"));
     }
     Shape shape = out.shape();
     shape[0] = p.rows;
     ASSIGN_OR_RETURN(Tensor part, Tensor::Allocate(out.dtype(), shape));
-    const size_t row_bytes = out.byte_size() / rows;
+    const size_t row_bytes = out.byte_size() / plan_rows;
     std::memcpy(part.raw_data(), static_cast<const char*>(out.raw_data()) + row * row_bytes, part.byte_size());
     result.outputs.push_back(std::move(part));
   }

@@ -112,6 +112,9 @@ class Model {
   Batch NextBatch(std::unique_lock<std::mutex>& lock);
   // Runs `batch` without the lock, then marks its requests finished.
   void RunBatch(const Batch& batch, std::unique_lock<std::mutex>& lock);
+  // Runs are padded with zero rows to a power of two (at most max_batch_size),
+  // so a handful of plans, all built at load, serve every batch size.
+  int64_t PlanRows(int64_t rows) const;
   absl::StatusOr<std::vector<runtime::Tensor>> RunRows(const Batch& batch, int64_t rows);
   // `p`'s requested outputs: its rows [row, row + p.rows) of the batch's.
   absl::StatusOr<InferResult> Slice(const Pending& p, const std::vector<runtime::Tensor>& outputs, int64_t row,
