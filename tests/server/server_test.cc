@@ -104,6 +104,77 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
 };
 
+// The calls a Triton or KServe client makes, from a C++ client built on the
+// same protos.
+TEST_F(ServerTest, ProtocolCallsAnswerLikeTriton) {
+  StartServer();
+  {
+    grpc::ClientContext c1, c2;
+    inference::ServerLiveResponse live;
+    inference::ServerReadyResponse ready;
+    ASSERT_TRUE(stub_->ServerLive(&c1, {}, &live).ok());
+    ASSERT_TRUE(stub_->ServerReady(&c2, {}, &ready).ok());
+    EXPECT_TRUE(live.live());
+    EXPECT_TRUE(ready.ready());
+  }
+  {
+    grpc::ClientContext context;
+    inference::ServerMetadataResponse metadata;
+    ASSERT_TRUE(stub_->ServerMetadata(&context, {}, &metadata).ok());
+    EXPECT_EQ(metadata.name(), "slimserve");
+    EXPECT_THAT(metadata.extensions(), ::testing::Contains("model_repository"));
+  }
+  {
+    grpc::ClientContext context;
+    inference::ModelMetadataRequest request;
+    request.set_name(kModel);
+    inference::ModelMetadataResponse metadata;
+    ASSERT_TRUE(stub_->ModelMetadata(&context, request, &metadata).ok());
+    ASSERT_EQ(metadata.inputs_size(), 1);
+    EXPECT_EQ(metadata.inputs(0).name(), "input");
+    EXPECT_EQ(metadata.inputs(0).datatype(), "FP32");
+    EXPECT_THAT(metadata.inputs(0).shape(), ::testing::ElementsAre(-1, 1, 28, 28));
+    EXPECT_THAT(metadata.outputs(0).shape(), ::testing::ElementsAre(-1, 10));
+    EXPECT_THAT(metadata.versions(), ::testing::ElementsAre("1"));
+  }
+  {
+    grpc::ClientContext context;
+    inference::ModelConfigRequest request;
+    request.set_name(kModel);
+    inference::ModelConfigResponse config;
+    ASSERT_TRUE(stub_->ModelConfig(&context, request, &config).ok());
+    EXPECT_EQ(config.config().max_batch_size(), 64);
+    EXPECT_TRUE(config.config().has_dynamic_batching());
+    EXPECT_EQ(config.config().input(0).data_type(), inference::TYPE_FP32);
+  }
+  {
+    grpc::ClientContext context;
+    inference::RepositoryIndexResponse index;
+    ASSERT_TRUE(stub_->RepositoryIndex(&context, {}, &index).ok());
+    ASSERT_EQ(index.models_size(), 1);
+    EXPECT_EQ(index.models(0).name(), kModel);
+    EXPECT_EQ(index.models(0).state(), "READY");
+  }
+  // Typed contents in, typed contents out, the same logits as raw.
+  const runtime::Tensor images = Images(2);
+  inference::ModelInferRequest typed;
+  typed.set_model_name(kModel);
+  typed.set_id("typed-1");
+  auto* input = typed.add_inputs();
+  input->set_name("input");
+  input->set_datatype("FP32");
+  for (int64_t d : {2, 1, 28, 28}) input->add_shape(d);
+  for (int64_t i = 0; i < images.num_elements(); ++i) input->mutable_contents()->add_fp32_contents(images.data<float>()[i]);
+  inference::ModelInferResponse response;
+  ASSERT_TRUE(Infer(typed, &response).ok());
+  EXPECT_EQ(response.id(), "typed-1");
+  EXPECT_EQ(response.model_version(), "1");
+  EXPECT_EQ(response.raw_output_contents_size(), 0);
+  ASSERT_EQ(response.outputs(0).contents().fp32_contents_size(), 20);
+  const runtime::Tensor raw = Logits(kModel, images);
+  for (int i = 0; i < 20; ++i) EXPECT_NEAR(response.outputs(0).contents().fp32_contents(i), raw.data<float>()[i], 1e-5);
+}
+
 TEST_F(ServerTest, BatchOneAndEightGiveTheSameRows) {
   StartServer();
   const runtime::Tensor images = Images(8);
