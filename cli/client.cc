@@ -4,13 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <iostream>
-#include <mutex>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -265,11 +262,10 @@ absl::StatusOr<inference::ModelStatistics> Statistics(GRPCInferenceService::Stub
   return total;
 }
 
-// A load generator like perf_analyzer: `concurrency` clients each send a
-// request as soon as their previous one is answered, for `duration` seconds.
+// A load generator like perf_analyzer: `concurrency` requests in flight, each
+// answered one replaced by a new one at once, for `duration` seconds.
 int Perf(const Args& args) {
-  auto channel = Connect(args);
-  auto stub = GRPCInferenceService::NewStub(channel);
+  auto stub = GRPCInferenceService::NewStub(Connect(args));
   absl::StatusOr<inference::ModelMetadataResponse> metadata = GetMetadata(*stub, args);
   if (!metadata.ok()) return Fail(metadata.status());
   auto concurrency = args.GetInt("concurrency", 1);
@@ -286,43 +282,57 @@ int Perf(const Args& args) {
   absl::StatusOr<inference::ModelStatistics> before = Statistics(*stub, metadata->name());
   if (!before.ok()) return Fail(before.status());
 
-  std::mutex mu;
+  // One thread keeps `concurrency` asynchronous calls in flight (as
+  // perf_analyzer does): a thread per call would cost the machine more CPU
+  // than the server spends on small models.
+  struct Call {
+    grpc::ClientContext context;
+    inference::ModelInferResponse response;
+    grpc::Status status;
+    Clock::time_point sent;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<inference::ModelInferResponse>> reader;
+  };
+  grpc::CompletionQueue queue;
+  auto send = [&] {
+    auto* call = new Call;
+    SetDeadline(call->context, 60);
+    call->sent = Clock::now();
+    call->reader = stub->PrepareAsyncModelInfer(&call->context, *request, &queue);
+    call->reader->StartCall();
+    call->reader->Finish(&call->response, &call->status, call);
+  };
   std::vector<double> latencies_ms;
-  std::atomic<int64_t> failures{0};
+  int64_t failures = 0;
   std::string first_error;
   const auto start = Clock::now();
   const auto end = start + std::chrono::seconds(*duration);
-  std::vector<std::thread> clients;
-  for (int64_t c = 0; c < *concurrency; ++c) {
-    clients.emplace_back([&] {
-      auto client_stub = GRPCInferenceService::NewStub(channel);
-      std::vector<double> mine;
-      while (Clock::now() < end) {
-        grpc::ClientContext context;
-        SetDeadline(context, 60);
-        inference::ModelInferResponse response;
-        const auto sent = Clock::now();
-        const grpc::Status status = client_stub->ModelInfer(&context, *request, &response);
-        if (status.ok()) {
-          mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent).count());
-        } else if (failures++ == 0) {
-          std::lock_guard<std::mutex> lock(mu);
-          first_error = status.error_message();
-        }
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
-    });
+  for (int64_t c = 0; c < *concurrency; ++c) send();
+  const bool bar = isatty(STDERR_FILENO);  // a progress bar on a terminal
+  auto last_bar = start;
+  int64_t in_flight = *concurrency;
+  void* tag = nullptr;
+  bool ok = false;
+  while (in_flight > 0 && queue.Next(&tag, &ok)) {
+    std::unique_ptr<Call> call(static_cast<Call*>(tag));
+    const auto now = Clock::now();
+    if (ok && call->status.ok()) {
+      latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - call->sent).count());
+    } else if (failures++ == 0) {
+      first_error = call->status.error_message();
+    }
+    if (now < end) {
+      send();
+    } else {
+      --in_flight;
+    }
+    if (bar && now - last_bar > std::chrono::milliseconds(200)) {
+      last_bar = now;
+      const double done = std::min(1.0, std::chrono::duration<double>(now - start).count() / *duration);
+      std::cerr << "\r[" << std::string(static_cast<int>(done * 30), '#')
+                << std::string(30 - static_cast<int>(done * 30), ' ') << "] " << static_cast<int>(done * 100) << "%"
+                << std::flush;
+    }
   }
-  // A progress bar on a terminal while the clients run.
-  const bool bar = isatty(STDERR_FILENO);
-  while (bar && Clock::now() < end) {
-    const double done = std::min(1.0, std::chrono::duration<double>(Clock::now() - start).count() / *duration);
-    std::cerr << "\r[" << std::string(static_cast<int>(done * 30), '#') << std::string(30 - static_cast<int>(done * 30), ' ')
-              << "] " << static_cast<int>(done * 100) << "%" << std::flush;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  for (auto& t : clients) t.join();
   if (bar) std::cerr << "\r" << std::string(40, ' ') << "\r";
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   absl::StatusOr<inference::ModelStatistics> after = Statistics(*stub, metadata->name());
@@ -337,7 +347,7 @@ int Perf(const Args& args) {
         "{\"model\":\"%s\",\"concurrency\":%d,\"batch\":%d,\"requests\":%d,\"failures\":%d,"
         "\"throughput_per_s\":%.2f,\"p50_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f,"
         "\"server_inferences\":%d,\"server_executions\":%d,\"server_mean_batch\":%.3f}\n",
-        metadata->name(), *concurrency, *batch, latencies_ms.size(), failures.load(), throughput,
+        metadata->name(), *concurrency, *batch, latencies_ms.size(), failures, throughput,
         Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.9), Percentile(latencies_ms, 0.99), inferences,
         executions, server_batch);
   } else {
@@ -346,7 +356,7 @@ int Perf(const Args& args) {
         "requests %d  failures %d  throughput %.1f inferences/s\n"
         "latency p50 %.3f ms  p90 %.3f ms  p99 %.3f ms\n"
         "server: %d inferences in %d executions (mean batch %.2f)\n",
-        metadata->name(), *concurrency, *batch, seconds, latencies_ms.size(), failures.load(), throughput,
+        metadata->name(), *concurrency, *batch, seconds, latencies_ms.size(), failures, throughput,
         Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.9), Percentile(latencies_ms, 0.99), inferences,
         executions, server_batch);
   }

@@ -135,7 +135,9 @@ int Serve(int argc, char** argv) {
             << std::endl;
   service.SetReady(false);
   health->SetServingStatus(false);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(shutdown_s));
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(shutdown_s);
+  service.Drain(std::chrono::seconds(shutdown_s));
+  server->Shutdown(deadline);
   server->Wait();
   models.reset();  // drains every model's queue
   std::cout << "slimserve: stopped" << std::endl;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -31,15 +32,21 @@ Shape AllowedShape(const inference::ModelInput& input, bool batching) {
   return shape;
 }
 
-// Zeros of every input at `batch` rows (dynamic dims other than the batch: 1).
+// Inputs for the warm-up runs at `batch` rows (dynamic dims other than the
+// batch: 1): uniform [0, 1) for floats, zeros otherwise. Plans are chosen by
+// timing these runs, and all-zero data runs faster than real data on this CPU.
 absl::StatusOr<std::vector<Tensor>> WarmupInputs(const inference::ModelConfig& config, int64_t batch) {
   std::vector<Tensor> inputs;
+  std::mt19937 rng(0);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   for (const auto& input : config.input()) {
     Shape shape = AllowedShape(input, config.max_batch_size() > 0);
     for (auto& d : shape) d = d < 0 ? 1 : d;
     if (config.max_batch_size() > 0) shape[0] = batch;
     ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(*FromConfigDataType(input.data_type()), shape));
-    std::memset(t.raw_data(), 0, t.byte_size());
+    if (t.dtype() == runtime::DataType::kFloat32) {
+      for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = uniform(rng);
+    }
     inputs.push_back(std::move(t));
   }
   return inputs;
@@ -105,7 +112,8 @@ absl::StatusOr<std::shared_ptr<Model>> Model::Load(ModelSource source, const Mod
   }
   int instances = 0;
   for (const auto& group : config.instance_group()) instances += group.count();
-  for (int i = 0; i < std::max(instances, 1); ++i) {
+  model->free_instances_ = std::max(instances, 1);
+  for (int i = 0; i < model->free_instances_; ++i) {
     model->instances_.emplace_back([m = model.get()] { m->InstanceLoop(); });
   }
   metrics->Loaded(model->name_, model->version_text_, Seconds(Clock::now() - start));
@@ -196,8 +204,18 @@ absl::StatusOr<InferResult> Model::Infer(InferRequest request) {
                                                      " requests queued, its max_queue_size; retry later"));
   }
   queue_.push_back(mine);
-  metrics_->Pending(name_, version_text_, static_cast<int64_t>(queue_.size()));
-  wake_.notify_all();  // an idle instance, or one forming a batch that may take this request
+  if (queue_.size() == 1 && free_instances_ > 0 && max_delay_.count() == 0) {
+    // Nothing to batch with and nothing to wait for: run it on this thread,
+    // saving the two thread hand-offs (about 70 us at batch 1).
+    --free_instances_;
+    Batch batch = NextBatch(lock);
+    RunBatch(batch, lock);
+    ++free_instances_;
+    wake_.notify_all();  // requests that queued meanwhile
+  } else {
+    metrics_->Pending(name_, version_text_, static_cast<int64_t>(queue_.size()));
+    wake_.notify_all();  // an idle instance, or one forming a batch that may take this request
+  }
   mine->done.wait(lock, [&] { return mine->finished; });
   return std::move(mine->result);
 }
@@ -205,11 +223,14 @@ absl::StatusOr<InferResult> Model::Infer(InferRequest request) {
 void Model::InstanceLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    wake_.wait(lock, [&] { return stopping_ || (!queue_.empty() && free_instances_ > 0); });
     if (queue_.empty()) return;  // stopping, and nothing left to serve
+    if (free_instances_ == 0) continue;
+    --free_instances_;
     Batch batch = NextBatch(lock);
     metrics_->Pending(name_, version_text_, static_cast<int64_t>(queue_.size()));
     RunBatch(batch, lock);
+    ++free_instances_;
   }
 }
 

@@ -7,10 +7,11 @@
 // when the last holder lets go (the destructor drains the queue).
 //
 // Each instance (instance_group count) is a thread that takes the next batch
-// off the queue and runs it. Instance threads, not the gRPC threads, run the
-// kernels, so each model's OpenMP team stays the same few threads (a run on
-// an ever-changing request thread wakes a cold team each time: 2x slower
-// under 16 concurrent clients).
+// off the queue and runs it. Under load the instance threads, not the gRPC
+// threads, run the kernels, so each model's OpenMP team stays the same few
+// threads (runs on ever-changing request threads wake cold teams: 2x slower
+// under 16 concurrent clients). A request that finds the model idle, with no
+// queue delay to wait, runs on the thread that received it instead.
 //
 //   ASSIGN_OR_RETURN(std::shared_ptr<Model> model, Model::Load(source, options, metrics));
 //   ASSIGN_OR_RETURN(InferResult result, model->Infer(std::move(request)));
@@ -134,6 +135,7 @@ class Model {
   std::condition_variable wake_;  // a request arrived, or the model is stopping
   std::deque<std::shared_ptr<Pending>> queue_;
   bool stopping_ = false;
+  int free_instances_ = 1;  // instances not running a batch
   std::vector<std::thread> instances_;
 
   // Statistics (ModelStatistics); durations in ns.

@@ -1,7 +1,9 @@
 #include "server/grpc/inference_service.h"
 
 #include <chrono>
+#include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/status_macros.h"
@@ -97,8 +99,17 @@ grpc::Status InferenceService::ModelStatistics(grpc::ServerContext*, const infer
   return grpc::Status::OK;
 }
 
+void InferenceService::Drain(std::chrono::milliseconds timeout) {
+  draining_ = true;
+  const auto deadline = Clock::now() + timeout;
+  while (in_flight_ > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
 absl::Status InferenceService::Infer(const inference::ModelInferRequest& request,
                                      inference::ModelInferResponse& response) {
+  ++in_flight_;
+  absl::Cleanup done = [&] { --in_flight_; };
+  if (draining_) return absl::UnavailableError("slimserve is shutting down; send the request to another replica");
   const auto start = Clock::now();
   ASSIGN_OR_RETURN(std::shared_ptr<Model> model, models_.Get(request.model_name(), request.model_version()));
   InferResult result;

@@ -5,6 +5,7 @@
 #define SLIMSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 
 #include "proto/grpc_service.grpc.pb.h"
@@ -27,6 +28,10 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   // ServerReady's answer; false before the startup loads finish and while
   // shutting down.
   void SetReady(bool ready) { ready_ = ready; }
+  // Shutdown, first step: new inference requests get UNAVAILABLE at once
+  // (clients retry elsewhere); returns when the ones under way have finished
+  // or `timeout` has passed.
+  void Drain(std::chrono::milliseconds timeout);
 
   grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* response) override;
@@ -60,6 +65,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   ModelManager& models_;
   const ServiceOptions options_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> in_flight_{0};
 };
 
 }  // namespace slimserve::server
