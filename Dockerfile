@@ -11,7 +11,7 @@ FROM debian:12 AS build
 WORKDIR /src
 # The dependency layer first, so that it is cached across source changes.
 COPY tools/install_deps.sh tools/install_deps.sh
-RUN bash tools/install_deps.sh && rm -rf /var/lib/apt/lists/*
+RUN bash tools/install_deps.sh --build && rm -rf /var/lib/apt/lists/*
 # Only what the CMake build reads: no build/ directories or fetched tools from the host.
 COPY CMakeLists.txt ./
 COPY proto/ proto/

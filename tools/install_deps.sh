@@ -4,7 +4,8 @@
 set -euo pipefail
 
 if [[ "${1:-}" == "--help" ]]; then
-  echo "usage: tools/install_deps.sh   # apt-get installs the Debian packages slimserve needs"
+  echo "usage: tools/install_deps.sh [--build]   # apt-get installs the Debian packages slimserve needs"
+  echo "  --build  only what building needs (no test data, Python or Node.js), as in the Dockerfile"
   exit 0
 fi
 
@@ -15,12 +16,17 @@ packages=(
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libdnnl-dev ocl-icd-opencl-dev libxnnpack-dev libpthreadpool-dev libcpuinfo-dev
   libabsl-dev prometheus-cpp-dev libcivetweb-dev libonnx-dev
+  # the test targets are part of the build
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+if [[ "${1:-}" != "--build" ]]; then packages+=(
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata dataset-fashion-mnist
+  libonnx-testdata dataset-fashion-mnist
   python3-torch python3-torchvision python3-onnx python3-numpy python3-grpcio python3-yaml yamllint
 )
 # Node.js runs ONNX Runtime for reference outputs and benchmarks; keep one that is already there.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
+fi
 
 missing=()
 for p in "${packages[@]}"; do
