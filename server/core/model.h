@@ -108,7 +108,7 @@ class Model {
   };
   using Batch = std::vector<std::shared_ptr<Pending>>;
 
-  Model(ModelSource source, const ModelOptions& options, MetricsSink* metrics);
+  Model(ModelSource source, MetricsSink* metrics);
   void InstanceLoop();
   Batch NextBatch(std::unique_lock<std::mutex>& lock);
   // Runs `batch` without the lock, then marks its requests finished.
