@@ -15,6 +15,7 @@ void UseShortOpenMpSpins(char** argv) {
     return;
   }
   setenv("GOMP_SPINCOUNT", kSpinCount, 1);
+  setenv("OMP_WAIT_POLICY", "active", 1);
   // The binary's own path, not /proc/self/exe, so the process keeps its name.
   char path[4096];
   const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);

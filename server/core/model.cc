@@ -95,25 +95,28 @@ absl::StatusOr<std::shared_ptr<Model>> Model::Load(ModelSource source, const Mod
   const inference::ModelConfig& config = model->config_;
   model->batching_ = config.max_batch_size() > 0 && config.has_dynamic_batching();
   model->max_delay_ = std::chrono::microseconds(config.dynamic_batching().max_queue_delay_microseconds());
-  // Warm-up builds the plans of the common shapes before the model is ready.
+  int instances = 0;
+  for (const auto& group : config.instance_group()) instances += group.count();
+  for (int i = 0; i < std::max(instances, 1); ++i) {
+    model->instances_.emplace_back([m = model.get()] { m->InstanceLoop(); });
+  }
+  // Warm-up builds the plans of every padded batch size before the model is
+  // ready. It goes through the queue like any request, so that only instance
+  // threads ever run kernels (see the class comment).
   std::set<int64_t> warm_batches;
   for (int64_t rows = 1; rows <= std::max(config.max_batch_size(), 1); ++rows) {
     warm_batches.insert(model->PlanRows(rows));
   }
   for (int64_t batch : warm_batches) {
-    ASSIGN_OR_RETURN(std::vector<Tensor> inputs, WarmupInputs(config, batch));
-    absl::StatusOr<std::vector<Tensor>> out = model->executor_->Run(inputs);
+    InferRequest warm_up;
+    ASSIGN_OR_RETURN(warm_up.inputs, WarmupInputs(config, batch));
+    absl::StatusOr<InferResult> out = model->Infer(std::move(warm_up));
     if (!out.ok()) {
       return absl::Status(out.status().code(), absl::StrCat("warm-up of model '", model->name_, "' at batch ",
                                                             batch, " failed: ", out.status().message()));
     }
   }
-  int instances = 0;
-  for (const auto& group : config.instance_group()) instances += group.count();
-  model->free_instances_ = std::max(instances, 1);
-  for (int i = 0; i < model->free_instances_; ++i) {
-    model->instances_.emplace_back([m = model.get()] { m->InstanceLoop(); });
-  }
+  model->warm_ = true;
   metrics->Loaded(model->name_, model->version_text_, Seconds(Clock::now() - start));
   return model;
 }
@@ -202,18 +205,8 @@ absl::StatusOr<InferResult> Model::Infer(InferRequest request) {
                                                      " requests queued, its max_queue_size; retry later"));
   }
   queue_.push_back(mine);
-  if (queue_.size() == 1 && free_instances_ > 0 && max_delay_.count() == 0) {
-    // Nothing to batch with and nothing to wait for: run it on this thread,
-    // saving the two thread hand-offs (about 70 us at batch 1).
-    --free_instances_;
-    Batch batch = NextBatch(lock);
-    RunBatch(batch, lock);
-    ++free_instances_;
-    wake_.notify_all();  // requests that queued meanwhile
-  } else {
-    metrics_->Pending(name_, version_text_, static_cast<int64_t>(queue_.size()));
-    wake_.notify_all();  // an idle instance, or one forming a batch that may take this request
-  }
+  metrics_->Pending(name_, version_text_, static_cast<int64_t>(queue_.size()));
+  wake_.notify_all();  // an idle instance, or one forming a batch that may take this request
   mine->done.wait(lock, [&] { return mine->finished; });
   return std::move(mine->result);
 }
@@ -221,14 +214,11 @@ absl::StatusOr<InferResult> Model::Infer(InferRequest request) {
 void Model::InstanceLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || (!queue_.empty() && free_instances_ > 0); });
+    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, and nothing left to serve
-    if (free_instances_ == 0) continue;
-    --free_instances_;
     Batch batch = NextBatch(lock);
     metrics_->Pending(name_, version_text_, static_cast<int64_t>(queue_.size()));
     RunBatch(batch, lock);
-    ++free_instances_;
   }
 }
 
@@ -331,8 +321,10 @@ void Model::RunBatch(const Batch& batch, std::unique_lock<std::mutex>& lock) {
   int64_t rows = 0;
   for (const auto& p : batch) rows += p->rows;
   absl::StatusOr<std::vector<Tensor>> outputs = RunRows(batch, rows);
-  ++execution_count_;
-  metrics_->Batch(name_, version_text_, rows);
+  if (warm_) {
+    ++execution_count_;
+    metrics_->Batch(name_, version_text_, rows);
+  }
   int64_t row = 0;
   for (const auto& p : batch) {
     p->result = outputs.ok() ? Slice(*p, *outputs, row, rows) : absl::StatusOr<InferResult>(outputs.status());
@@ -343,7 +335,7 @@ void Model::RunBatch(const Batch& batch, std::unique_lock<std::mutex>& lock) {
     row += p->rows;
   }
   const uint64_t compute_ns = static_cast<uint64_t>(Seconds(Clock::now() - start) * 1e9);
-  {
+  if (warm_) {
     std::lock_guard<std::mutex> stats_lock(batch_stats_mu_);
     auto& [count, ns] = batch_stats_[rows];
     ++count;
