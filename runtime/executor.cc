@@ -19,8 +19,10 @@ namespace {
 
 // Inputs whose values decide shapes must be small: they become part of the plan key.
 constexpr int64_t kMaxKeyInputElements = 4096;
-// Timed runs of each candidate plan (after one untimed run) when choosing one.
-constexpr int kVariantTimedRuns = 3;
+// Choosing among candidate plans: rounds over all of them, and timed runs of
+// each candidate per round (after one untimed run).
+constexpr int kTimingRounds = 2;
+constexpr int kTimedRunsPerRound = 2;
 
 reference::ReferenceBackend& TheReferenceBackend() {
   static auto* backend = new reference::ReferenceBackend;
@@ -201,14 +203,18 @@ absl::StatusOr<std::shared_ptr<Plan>> Executor::BuildPlan(absl::Span<const Tenso
     if (!plans.empty() && ReferenceSteps(*plan) < ReferenceSteps(*plans.back())) plans.clear();
     plans.push_back(std::move(plan));
   }
-  // Time the candidates in interleaved rounds, after one untimed run each,
-  // so that a stall of the machine does not decide between them.
-  for (int r = 0; r < 1 + kVariantTimedRuns && plans.size() > 1; ++r) {
+  // Time the candidates in rounds, so that a stall of the machine does not
+  // decide between them; within a round each candidate runs a few times in a
+  // row and its first run is not timed, because the previous candidate's
+  // threads may still be spinning (XNNPACK's pool spins for milliseconds).
+  for (int round = 0; round < kTimingRounds && plans.size() > 1; ++round) {
     for (const std::shared_ptr<Plan>& plan : plans) {
-      const auto start = std::chrono::steady_clock::now();
-      RETURN_IF_ERROR(Execute(*plan, inputs).status());
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-      if (r == 1 || (r > 1 && ms < plan->measured_ms)) plan->measured_ms = ms;
+      for (int r = 0; r <= kTimedRunsPerRound; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        RETURN_IF_ERROR(Execute(*plan, inputs).status());
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        if (r > 0 && (plan->measured_ms == 0 || ms < plan->measured_ms)) plan->measured_ms = ms;
+      }
     }
   }
   std::shared_ptr<Plan> best = plans[0];
