@@ -1,5 +1,6 @@
 #include "server/core/config.h"
 
+#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -103,11 +104,23 @@ bool FirstDimDynamic(const std::vector<runtime::ValueInfo>& tensors) {
 
 }  // namespace
 
+// Keeps the parser's messages for the error instead of protobuf's log.
+class ParseErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, google::protobuf::io::ColumnNumber column, const std::string& message) override {
+    if (text.empty()) text = absl::StrCat("line ", line + 1, " column ", column + 1, ": ", message);
+  }
+  std::string text;
+};
+
 absl::StatusOr<inference::ModelConfig> ParseConfigText(const std::string& text) {
   inference::ModelConfig config;
-  if (!google::protobuf::TextFormat::ParseFromString(text, &config)) {
-    return absl::InvalidArgumentError(
-        "config.pbtxt is not a valid ModelConfig in protobuf text format (see proto/model_config.proto)");
+  ParseErrors errors;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &config)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "not a ModelConfig in protobuf text format (see proto/model_config.proto): ", errors.text));
   }
   return config;
 }
