@@ -144,6 +144,10 @@ absl::Status CompleteConfig(const runtime::Graph& graph, inference::ModelConfig&
   if (config.max_batch_size() < 0) {
     return absl::InvalidArgumentError("max_batch_size must be 0 (no batching) or more");
   }
+  if (config.max_batch_size() > kMaxBatchSize) {
+    return absl::InvalidArgumentError(absl::StrCat("max_batch_size ", config.max_batch_size(), " is over the limit of ",
+                                                   kMaxBatchSize));
+  }
   if (config.max_batch_size() > 0 && !batchable) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_batch_size is ", config.max_batch_size(),
@@ -160,13 +164,18 @@ absl::Status CompleteConfig(const runtime::Graph& graph, inference::ModelConfig&
   RETURN_IF_ERROR(CompleteTensors(graph.inputs, batching, "input", *config.mutable_input()));
   RETURN_IF_ERROR(CompleteTensors(graph.outputs, batching, "output", *config.mutable_output()));
   if (config.instance_group_size() == 0) config.add_instance_group()->set_count(1);
+  int instances = 0;
   for (auto& group : *config.mutable_instance_group()) {
     if (group.kind() == inference::ModelInstanceGroup::KIND_GPU) {
       return absl::InvalidArgumentError("instance_group asks for KIND_GPU; this server runs on CPUs only");
     }
     if (group.count() <= 0) group.set_count(1);
-    if (group.count() > 64) return absl::InvalidArgumentError("instance_group count above 64");
+    instances += std::min(group.count(), kMaxInstances + 1);
+    if (instances > kMaxInstances) {
+      return absl::InvalidArgumentError(absl::StrCat("instance_group counts add up to more than ", kMaxInstances));
+    }
   }
+
   if (config.has_dynamic_batching()) {
     for (int size : config.dynamic_batching().preferred_batch_size()) {
       if (size <= 0 || size > config.max_batch_size()) {

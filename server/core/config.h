@@ -20,6 +20,9 @@ namespace slimserve::server {
 // Largest batch a model gets when its config does not say and every input
 // and output has a dynamic first dimension.
 inline constexpr int kDefaultMaxBatchSize = 8;
+// Limits on what a config may ask for.
+inline constexpr int kMaxBatchSize = 4096;
+inline constexpr int kMaxInstances = 64;
 
 absl::StatusOr<inference::ModelConfig> ParseConfigText(const std::string& text);
 absl::StatusOr<inference::ModelConfig> ParseConfigJson(const std::string& json);

@@ -70,6 +70,8 @@ TEST(ConfigTest, RejectsWhatTheModelCannotBe) {
       {R"(input [{ name: "input" data_type: TYPE_INT64 }])", "type"},
       {R"(instance_group [{ kind: KIND_GPU }])", "CPUs only"},
       {R"(max_batch_size: 4 dynamic_batching { preferred_batch_size: [8] })", "preferred_batch_size"},
+      {R"(max_batch_size: 100000)", "over the limit"},
+      {R"(instance_group [{ count: 40 }, { count: 40 }])", "more than 64"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -143,6 +145,8 @@ TEST_F(RepositoryTest, UploadsAreStagedThenCommittedOrDiscarded) {
 
   EXPECT_THAT(repo.Stage("m", config, {{"../1/model.onnx", "x"}}).status().message(), HasSubstr("file:<version>"));
   EXPECT_THAT(repo.Stage("m", config, {{"1/.hidden", "x"}}).status().message(), HasSubstr("file:<version>"));
+  WriteConfig(R"(default_model_filename: "../../m/3/model.onnx")");
+  EXPECT_THAT(repo.Read("m").status().message(), HasSubstr("default_model_filename"));
   for (const char* name : {"..", "../evil", "a/b", ".hidden", ""}) {
     EXPECT_FALSE(CheckModelName(name).ok()) << name;
   }

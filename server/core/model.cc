@@ -103,10 +103,8 @@ absl::StatusOr<std::shared_ptr<Model>> Model::Load(ModelSource source, const Mod
   // Warm-up builds the plans of every padded batch size before the model is
   // ready. It goes through the queue like any request, so that only instance
   // threads ever run kernels (see the class comment).
-  std::set<int64_t> warm_batches;
-  for (int64_t rows = 1; rows <= std::max(config.max_batch_size(), 1); ++rows) {
-    warm_batches.insert(model->PlanRows(rows));
-  }
+  std::set<int64_t> warm_batches = {1};
+  for (int64_t rows = 2; rows < 2 * config.max_batch_size(); rows *= 2) warm_batches.insert(model->PlanRows(rows));
   for (int64_t batch : warm_batches) {
     InferRequest warm_up;
     ASSIGN_OR_RETURN(warm_up.inputs, WarmupInputs(config, batch));
@@ -217,6 +215,7 @@ void Model::InstanceLoop() {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, and nothing left to serve
     Batch batch = NextBatch(lock);
+    if (batch.empty()) continue;  // another instance took the requests
     metrics_->Pending(name_, version_text_, static_cast<int64_t>(queue_.size()));
     RunBatch(batch, lock);
   }
@@ -225,7 +224,7 @@ void Model::InstanceLoop() {
 // Takes the next batch off the queue: without dynamic batching, one request;
 // with it, requests whose shapes match the first one's, until max_batch_size
 // rows or a preferred batch size is reached or the first request has waited
-// max_queue_delay.
+// max_queue_delay. Empty if other instances emptied the queue meanwhile.
 Model::Batch Model::NextBatch(std::unique_lock<std::mutex>& lock) {
   Batch batch;
   if (!batching_) {
@@ -244,12 +243,14 @@ Model::Batch Model::NextBatch(std::unique_lock<std::mutex>& lock) {
     return rows;
   };
   const auto deadline = queue_.front()->enqueued + max_delay_;
-  while (!stopping_) {
+  // Another instance may take the queue while this one waits.
+  while (!stopping_ && !queue_.empty()) {
     const int64_t rows = ready_rows();
     if (rows >= max_rows || std::find(preferred.begin(), preferred.end(), rows) != preferred.end()) break;
     // (An expired deadline is checked here: waiting on one still sleeps ~90 us.)
     if (Clock::now() >= deadline || wake_.wait_until(lock, deadline) == std::cv_status::timeout) break;
   }
+  if (queue_.empty()) return batch;
   int64_t rows = 0;
   const InferRequest& first = queue_.front()->request;
   for (auto it = queue_.begin(); it != queue_.end();) {

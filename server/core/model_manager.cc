@@ -76,6 +76,10 @@ absl::Status ModelManager::LoadFromRepository(const std::string& name, const std
   std::lock_guard<std::mutex> lock(mu_);
   Entry& entry = models_[name];
   if (!status.ok()) {
+    if (entry.versions.empty() && absl::IsNotFound(status)) {
+      models_.erase(name);  // nothing by that name: no entry either
+      return status;
+    }
     // A failed reload leaves the versions that were serving in place.
     entry.state = entry.versions.empty() ? "UNAVAILABLE" : "READY";
     entry.reason = std::string(status.message());

@@ -94,6 +94,10 @@ absl::StatusOr<ModelFiles> Repository::ReadFolder(const std::string& name, const
   }
   const std::string file = files.config.default_model_filename().empty() ? kDefaultModelFile
                                                                          : files.config.default_model_filename();
+  if (file[0] == '.' || file.find('/') != std::string::npos || file.find('\\') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("default_model_filename '", file, "' must be a file name inside the version folder"));
+  }
   std::map<int64_t, std::string> all;
   std::error_code error;
   for (const auto& entry : fs::directory_iterator(dir, error)) {

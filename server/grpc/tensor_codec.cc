@@ -105,9 +105,10 @@ absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> DecodeInputs(const i
     }
     runtime::Shape shape(input.shape().begin(), input.shape().end());
     for (int64_t d : shape) {
-      if (d < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("input '", input.name(), "' has a negative dimension in shape [",
-                                                       absl::StrJoin(shape, ","), "]"));
+      // A dimension over the byte limit cannot be real, even where another is 0.
+      if (d < 0 || d > max_tensor_bytes) {
+        return absl::InvalidArgumentError(absl::StrCat("input '", input.name(), "' has an impossible dimension ", d,
+                                                       " in shape [", absl::StrJoin(shape, ","), "]"));
       }
     }
     absl::StatusOr<Tensor> tensor = Tensor::Allocate(*dtype, shape, max_tensor_bytes);

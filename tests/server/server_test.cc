@@ -227,6 +227,40 @@ TEST_F(ServerTest, ConcurrentRequestsFormBatchesAndMetricsCountThem) {
   EXPECT_GT(MetricValue(metrics, "slimserve_model_load_duration_seconds", labels), 0);
 }
 
+// Two instances and a queue delay: both may wait on the same requests, and the
+// one that loses the race must go back to waiting, not run an empty batch.
+TEST_F(ServerTest, TwoInstancesShareTheQueue) {
+  StartServer();
+  const std::string onnx = ReadBytes(std::string(SLIMSERVE_EXAMPLE_DIR) + "/1/model.onnx");
+  ASSERT_TRUE(Upload("two", R"({"max_batch_size": 8, "instance_group": [{"count": 2}],
+                               "dynamic_batching": {"max_queue_delay_microseconds": 2000}})", onnx).ok());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&] {
+      auto stub = server_->Stub();
+      const inference::ModelInferRequest request = InferRequest("two", Images(1));
+      for (int i = 0; i < 20; ++i) {
+        grpc::ClientContext context;
+        inference::ModelInferResponse response;
+        if (!stub->ModelInfer(&context, request, &response).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(Statistics("two").inference_count(), 120u);
+
+  // Loading a name the repository does not have is NOT_FOUND, and leaves no trace.
+  inference::RepositoryModelLoadRequest load;
+  load.set_model_name("never_there");
+  grpc::ClientContext context;
+  inference::RepositoryModelLoadResponse loaded;
+  EXPECT_EQ(stub_->RepositoryModelLoad(&context, load, &loaded).error_code(), grpc::StatusCode::NOT_FOUND);
+  inference::ModelInferResponse response;
+  EXPECT_EQ(Infer(InferRequest("never_there", Images(1)), &response).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_F(ServerTest, UploadServeUnloadAndKeepAcrossRestart) {
   StartServer();
   const std::string onnx = ReadBytes(std::string(SLIMSERVE_EXAMPLE_DIR) + "/1/model.onnx");
