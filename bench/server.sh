@@ -5,14 +5,19 @@
 #   - in-process median latency at batch 1 (slimctl bench),
 #   - the server's p50/p99 at concurrency 1 (slimctl perf), the difference
 #     being the server's overhead (gRPC, decoding, queueing, encoding),
+#   - the p50 of an empty ServerLive call (slimctl perf --live): the round
+#     trip any reply costs on this machine, part of that overhead,
 #   - throughput at concurrency 16 with dynamic batching and without,
-# and prints a Markdown table. Needs build/release (slimserve, slimctl).
+# in 3 alternating rounds (the machine is shared: its speed drifts over
+# minutes), and prints a Markdown table of the medians over the rounds.
+# Needs build/release (slimserve, slimctl).
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  echo "usage: [SLIMSERVE_CACHE=dir] bench/server.sh [--duration S]   (default 10 s per measurement)"
+  echo "usage: [SLIMSERVE_CACHE=dir] bench/server.sh [--duration S]   (default 5 s per measurement, 3 rounds)"
   exit 0
 fi
-duration=10
+duration=5
+rounds=3
 if [[ "${1:-}" == "--duration" ]]; then duration=$2; fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,20 +55,26 @@ make_repo "$work/plain" no
 serve "$work/batching" 18101
 serve "$work/plain" 18102
 
-echo "| model | in-process p50 ms | server c=1 p50 ms | overhead us | server c=1 p99 ms | c=16 batching /s (mean batch) | c=16 no batching /s | ratio | c=16 batching p99 ms |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| model | in-process p50 ms | server c=1 p50 ms | overhead us | empty RPC p50 us | server c=1 p99 ms | c=16 batching /s (mean batch) | c=16 no batching /s | ratio | c=16 batching p99 ms |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for model in fashion_mnist resnet18; do
   onnx=$work/batching/$model/1/model.onnx
-  local_p50=$("$bin/cli/slimctl" bench "$onnx" --batch 1 --threads 2 --warmup-ms 2000 --runs 1000 --json | json median_ms)
-  one=$("$bin/cli/slimctl" perf $model --url localhost:18101 --concurrency 1 --duration "$duration" --json)
-  batched=$("$bin/cli/slimctl" perf $model --url localhost:18101 --concurrency 16 --duration "$duration" --json)
-  plain=$("$bin/cli/slimctl" perf $model --url localhost:18102 --concurrency 16 --duration "$duration" --json)
-  /usr/bin/python3 - "$model" "$local_p50" "$one" "$batched" "$plain" <<'PY'
-import json, sys
-model, local = sys.argv[1], float(sys.argv[2])
-one, batched, plain = (json.loads(a) for a in sys.argv[3:6])
-print(f"| {model} | {local:.3f} | {one['p50_ms']:.3f} | {1000 * (one['p50_ms'] - local):.0f} | {one['p99_ms']:.3f} "
-      f"| {batched['throughput_per_s']:.0f} ({batched['server_mean_batch']:.1f}) | {plain['throughput_per_s']:.0f} "
-      f"| {batched['throughput_per_s'] / plain['throughput_per_s']:.2f} | {batched['p99_ms']:.2f} |")
+  runs=()
+  for _ in $(seq $rounds); do
+    runs+=("$("$bin/cli/slimctl" bench "$onnx" --batch 1 --threads 2 --warmup-ms 1000 --runs 500 --json)")
+    runs+=("$("$bin/cli/slimctl" perf --live --url localhost:18101 --duration "$duration" --json)")
+    runs+=("$("$bin/cli/slimctl" perf $model --url localhost:18101 --concurrency 1 --duration "$duration" --json)")
+    runs+=("$("$bin/cli/slimctl" perf $model --url localhost:18101 --concurrency 16 --duration "$duration" --json)")
+    runs+=("$("$bin/cli/slimctl" perf $model --url localhost:18102 --concurrency 16 --duration "$duration" --json)")
+  done
+  /usr/bin/python3 - "$model" "${runs[@]}" <<'PY'
+import json, statistics, sys
+model, runs = sys.argv[1], [json.loads(a) for a in sys.argv[2:]]
+def median(kind, key):  # kind: which of the 5 measurements of a round
+    return statistics.median(r[key] for r in runs[kind::5])
+local, live, one = median(0, "median_ms"), median(1, "p50_ms"), median(2, "p50_ms")
+batched, plain = median(3, "throughput_per_s"), median(4, "throughput_per_s")
+print(f"| {model} | {local:.3f} | {one:.3f} | {1000 * (one - local):.0f} | {1000 * live:.0f} | {median(2, 'p99_ms'):.3f} "
+      f"| {batched:.0f} ({median(3, 'server_mean_batch'):.1f}) | {plain:.0f} | {batched / plain:.2f} | {median(3, 'p99_ms'):.2f} |")
 PY
 done

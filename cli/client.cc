@@ -256,18 +256,86 @@ absl::StatusOr<inference::ModelStatistics> Statistics(GRPCInferenceService::Stub
     total.set_inference_count(total.inference_count() + s.inference_count());
     total.set_execution_count(total.execution_count() + s.execution_count());
     auto* t = total.mutable_inference_stats();
+    t->mutable_success()->set_count(t->success().count() + s.inference_stats().success().count());
     t->mutable_queue()->set_ns(t->queue().ns() + s.inference_stats().queue().ns());
     t->mutable_compute_infer()->set_ns(t->compute_infer().ns() + s.inference_stats().compute_infer().ns());
   }
   return total;
 }
 
-// A load generator like perf_analyzer: `concurrency` requests in flight, each
-// answered one replaced by a new one at once, for `duration` seconds.
+struct LoadRun {
+  std::vector<double> latencies_ms;  // of the successful calls, sorted
+  int64_t failures = 0;
+  std::string first_error;
+  double seconds = 0;
+};
+
+// Keeps `concurrency` calls in flight for `duration` seconds, each answered
+// one replaced by a new one at once. One thread drives them all over a
+// completion queue (as perf_analyzer does): a thread per call would cost the
+// machine more CPU than the server spends on small models. `prepare` makes one
+// call, not yet started.
+template <typename Response>
+LoadRun RunLoad(int64_t concurrency, int64_t duration,
+             const std::function<std::unique_ptr<grpc::ClientAsyncResponseReader<Response>>(
+                 grpc::ClientContext*, grpc::CompletionQueue*)>& prepare) {
+  struct Call {
+    grpc::ClientContext context;
+    Response response;
+    grpc::Status status;
+    Clock::time_point sent;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> reader;
+  };
+  grpc::CompletionQueue queue;
+  auto send = [&] {
+    auto* call = new Call;
+    SetDeadline(call->context, 60);
+    call->sent = Clock::now();
+    call->reader = prepare(&call->context, &queue);
+    call->reader->StartCall();
+    call->reader->Finish(&call->response, &call->status, call);
+  };
+  LoadRun load;
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::seconds(duration);
+  for (int64_t c = 0; c < concurrency; ++c) send();
+  const bool bar = isatty(STDERR_FILENO);  // a progress bar on a terminal
+  auto last_bar = start;
+  int64_t in_flight = concurrency;
+  void* tag = nullptr;
+  bool ok = false;
+  while (in_flight > 0 && queue.Next(&tag, &ok)) {
+    std::unique_ptr<Call> call(static_cast<Call*>(tag));
+    const auto now = Clock::now();
+    if (ok && call->status.ok()) {
+      load.latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - call->sent).count());
+    } else if (load.failures++ == 0) {
+      load.first_error = call->status.error_message();
+    }
+    if (now < end) {
+      send();
+    } else {
+      --in_flight;
+    }
+    if (bar && now - last_bar > std::chrono::milliseconds(200)) {
+      last_bar = now;
+      const double done = std::min(1.0, std::chrono::duration<double>(now - start).count() / duration);
+      std::cerr << "\r[" << std::string(static_cast<int>(done * 30), '#')
+                << std::string(30 - static_cast<int>(done * 30), ' ') << "] " << static_cast<int>(done * 100) << "%"
+                << std::flush;
+    }
+  }
+  if (bar) std::cerr << "\r" << std::string(40, ' ') << "\r";
+  load.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::sort(load.latencies_ms.begin(), load.latencies_ms.end());
+  return load;
+}
+
+// A load generator like perf_analyzer: `concurrency` requests in flight for
+// `duration` seconds. With --live, empty ServerLive calls instead: the round
+// trip that any reply costs on this machine and network.
 int Perf(const Args& args) {
   auto stub = GRPCInferenceService::NewStub(Connect(args));
-  absl::StatusOr<inference::ModelMetadataResponse> metadata = GetMetadata(*stub, args);
-  if (!metadata.ok()) return Fail(metadata.status());
   auto concurrency = args.GetInt("concurrency", 1);
   auto duration = args.GetInt("duration", 10);
   auto batch = args.GetInt("batch", 1);
@@ -277,91 +345,74 @@ int Perf(const Args& args) {
   if (*concurrency < 1 || *duration < 1 || *batch < 1) {
     return Fail(absl::InvalidArgumentError("--concurrency, --duration and --batch must be at least 1"));
   }
+  if (args.Has("live")) {
+    if (!args.positional().empty()) return Fail(absl::InvalidArgumentError("--live takes no model name"));
+    const LoadRun load = RunLoad<inference::ServerLiveResponse>(
+        *concurrency, *duration, [&](grpc::ClientContext* context, grpc::CompletionQueue* queue) {
+          return stub->PrepareAsyncServerLive(context, inference::ServerLiveRequest(), queue);
+        });
+    const std::vector<double>& l = load.latencies_ms;
+    if (args.Has("json")) {
+      std::cout << absl::StrFormat(
+          "{\"rpc\":\"ServerLive\",\"concurrency\":%d,\"requests\":%d,\"failures\":%d,"
+          "\"throughput_per_s\":%.2f,\"p50_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f}\n",
+          *concurrency, l.size(), load.failures, l.size() / load.seconds, Percentile(l, 0.5), Percentile(l, 0.9),
+          Percentile(l, 0.99));
+    } else {
+      std::cout << absl::StrFormat(
+          "ServerLive  concurrency %d  %.1f s\nrequests %d  failures %d  throughput %.1f calls/s\n"
+          "latency p50 %.3f ms  p90 %.3f ms  p99 %.3f ms\n",
+          *concurrency, load.seconds, l.size(), load.failures, l.size() / load.seconds, Percentile(l, 0.5),
+          Percentile(l, 0.9), Percentile(l, 0.99));
+    }
+    if (load.failures > 0) std::cerr << "first failure: " << load.first_error << "\n";
+    return load.failures > 0 ? 1 : 0;
+  }
+
+  absl::StatusOr<inference::ModelMetadataResponse> metadata = GetMetadata(*stub, args);
+  if (!metadata.ok()) return Fail(metadata.status());
   absl::StatusOr<inference::ModelInferRequest> request = MakeRequest(*metadata, args, *batch);
   if (!request.ok()) return Fail(request.status());
   absl::StatusOr<inference::ModelStatistics> before = Statistics(*stub, metadata->name());
   if (!before.ok()) return Fail(before.status());
-
-  // One thread keeps `concurrency` asynchronous calls in flight (as
-  // perf_analyzer does): a thread per call would cost the machine more CPU
-  // than the server spends on small models.
-  struct Call {
-    grpc::ClientContext context;
-    inference::ModelInferResponse response;
-    grpc::Status status;
-    Clock::time_point sent;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<inference::ModelInferResponse>> reader;
-  };
-  grpc::CompletionQueue queue;
-  auto send = [&] {
-    auto* call = new Call;
-    SetDeadline(call->context, 60);
-    call->sent = Clock::now();
-    call->reader = stub->PrepareAsyncModelInfer(&call->context, *request, &queue);
-    call->reader->StartCall();
-    call->reader->Finish(&call->response, &call->status, call);
-  };
-  std::vector<double> latencies_ms;
-  int64_t failures = 0;
-  std::string first_error;
-  const auto start = Clock::now();
-  const auto end = start + std::chrono::seconds(*duration);
-  for (int64_t c = 0; c < *concurrency; ++c) send();
-  const bool bar = isatty(STDERR_FILENO);  // a progress bar on a terminal
-  auto last_bar = start;
-  int64_t in_flight = *concurrency;
-  void* tag = nullptr;
-  bool ok = false;
-  while (in_flight > 0 && queue.Next(&tag, &ok)) {
-    std::unique_ptr<Call> call(static_cast<Call*>(tag));
-    const auto now = Clock::now();
-    if (ok && call->status.ok()) {
-      latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - call->sent).count());
-    } else if (failures++ == 0) {
-      first_error = call->status.error_message();
-    }
-    if (now < end) {
-      send();
-    } else {
-      --in_flight;
-    }
-    if (bar && now - last_bar > std::chrono::milliseconds(200)) {
-      last_bar = now;
-      const double done = std::min(1.0, std::chrono::duration<double>(now - start).count() / *duration);
-      std::cerr << "\r[" << std::string(static_cast<int>(done * 30), '#')
-                << std::string(30 - static_cast<int>(done * 30), ' ') << "] " << static_cast<int>(done * 100) << "%"
-                << std::flush;
-    }
-  }
-  if (bar) std::cerr << "\r" << std::string(40, ' ') << "\r";
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const LoadRun load = RunLoad<inference::ModelInferResponse>(
+      *concurrency, *duration, [&](grpc::ClientContext* context, grpc::CompletionQueue* queue) {
+        return stub->PrepareAsyncModelInfer(context, *request, queue);
+      });
   absl::StatusOr<inference::ModelStatistics> after = Statistics(*stub, metadata->name());
   if (!after.ok()) return Fail(after.status());
-  std::sort(latencies_ms.begin(), latencies_ms.end());
-  const double throughput = latencies_ms.size() * *batch / seconds;
+  const std::vector<double>& l = load.latencies_ms;
+  const double throughput = l.size() * *batch / load.seconds;
   const int64_t inferences = after->inference_count() - before->inference_count();
   const int64_t executions = after->execution_count() - before->execution_count();
   const double server_batch = executions > 0 ? static_cast<double>(inferences) / executions : 0;
+  // The server's own account of a request: waiting for a batch and an
+  // instance, and the model run (per request, from ModelStatistics).
+  const auto& b = before->inference_stats();
+  const auto& a = after->inference_stats();
+  const double served = std::max<int64_t>(1, a.success().count() - b.success().count());
+  const double queue_us = (a.queue().ns() - b.queue().ns()) / served / 1e3;
+  const double compute_us = (a.compute_infer().ns() - b.compute_infer().ns()) / served / 1e3;
   if (args.Has("json")) {
     std::cout << absl::StrFormat(
         "{\"model\":\"%s\",\"concurrency\":%d,\"batch\":%d,\"requests\":%d,\"failures\":%d,"
         "\"throughput_per_s\":%.2f,\"p50_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f,"
-        "\"server_inferences\":%d,\"server_executions\":%d,\"server_mean_batch\":%.3f}\n",
-        metadata->name(), *concurrency, *batch, latencies_ms.size(), failures, throughput,
-        Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.9), Percentile(latencies_ms, 0.99), inferences,
-        executions, server_batch);
+        "\"server_inferences\":%d,\"server_executions\":%d,\"server_mean_batch\":%.3f,"
+        "\"server_queue_us\":%.1f,\"server_compute_us\":%.1f}\n",
+        metadata->name(), *concurrency, *batch, l.size(), load.failures, throughput, Percentile(l, 0.5),
+        Percentile(l, 0.9), Percentile(l, 0.99), inferences, executions, server_batch, queue_us, compute_us);
   } else {
     std::cout << absl::StrFormat(
         "%s  concurrency %d  batch %d  %.1f s\n"
         "requests %d  failures %d  throughput %.1f inferences/s\n"
         "latency p50 %.3f ms  p90 %.3f ms  p99 %.3f ms\n"
-        "server: %d inferences in %d executions (mean batch %.2f)\n",
-        metadata->name(), *concurrency, *batch, seconds, latencies_ms.size(), failures, throughput,
-        Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.9), Percentile(latencies_ms, 0.99), inferences,
-        executions, server_batch);
+        "server: %d inferences in %d executions (mean batch %.2f); per request %.0f us queued, %.0f us computing\n",
+        metadata->name(), *concurrency, *batch, load.seconds, l.size(), load.failures, throughput,
+        Percentile(l, 0.5), Percentile(l, 0.9), Percentile(l, 0.99), inferences, executions, server_batch, queue_us,
+        compute_us);
   }
-  if (failures > 0) std::cerr << "first failure: " << first_error << "\n";
-  return failures > 0 ? 1 : 0;
+  if (load.failures > 0) std::cerr << "first failure: " << load.first_error << "\n";
+  return load.failures > 0 ? 1 : 0;
 }
 
 const Command kCommands[] = {
@@ -388,9 +439,11 @@ const Command kCommands[] = {
     {"perf",
      "usage: slimctl perf NAME [--concurrency C] [--duration S] [--batch B] [--input NAME=FILE.npy ...] [--json]\n"
      "                    [--url HOST:PORT]\n"
+     "       slimctl perf --live [--concurrency C] [--duration S] [--json] [--url HOST:PORT]\n"
      "Load generator: C clients (default 1) send requests of batch B (default 1) back to back for S seconds\n"
-     "(default 10); prints throughput, p50/p90/p99 latency and the server's mean executed batch size.\n",
-     {"help", "json"}, {"url", "version", "concurrency", "duration", "batch"}, {"input"}, Perf},
+     "(default 10); prints throughput, p50/p90/p99 latency and the server's mean executed batch size.\n"
+     "With --live it sends empty ServerLive calls instead: the round trip any reply costs, to compare with.\n",
+     {"help", "json", "live"}, {"url", "version", "concurrency", "duration", "batch"}, {"input"}, Perf},
 };
 
 }  // namespace

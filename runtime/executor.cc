@@ -31,7 +31,7 @@ reference::ReferenceBackend& TheReferenceBackend() {
 
 int ReferenceSteps(const Plan& plan) {
   return static_cast<int>(std::count_if(plan.steps.begin(), plan.steps.end(),
-                                        [](const Plan::Step& s) { return s.backend == "reference"; }));
+                                        [](const Plan::Step& s) { return s.backend == &TheReferenceBackend(); }));
 }
 
 }  // namespace
@@ -232,9 +232,9 @@ absl::StatusOr<PlanSummary> Executor::Prepare(absl::Span<const Tensor> inputs) {
   PlanSummary summary;
   for (const Plan::Step& step : plan->steps) {
     if (step.node == nullptr) {
-      summary.nodes.push_back({"", "(layout conversion)", step.backend});
+      summary.nodes.push_back({"", "(layout conversion)", std::string(step.backend->name())});
     } else {
-      summary.nodes.push_back({step.node->name, step.node->op_type, step.backend});
+      summary.nodes.push_back({step.node->name, step.node->op_type, std::string(step.backend->name())});
     }
   }
   {
@@ -259,6 +259,20 @@ absl::StatusOr<std::vector<Tensor>> Executor::Run(absl::Span<const Tensor> input
   return Execute(*plan, inputs, options_.profile);
 }
 
+void Executor::SwitchBackends(const std::vector<Backend*>& next) {
+  std::vector<Backend*> idle;
+  {
+    absl::MutexLock lock(&backends_mu_);
+    for (Backend* b : latest_backends_) {
+      if (std::find(next.begin(), next.end(), b) == next.end()) idle.push_back(b);
+    }
+    latest_backends_ = next;
+  }
+  for (Backend* b : idle) b->Rest();
+}
+
+void Executor::Rest() { SwitchBackends({}); }
+
 absl::StatusOr<std::vector<Tensor>> Executor::Execute(Plan& plan, absl::Span<const Tensor> inputs,
                                                       bool profile) {
   std::unique_ptr<Plan::Context> context;
@@ -282,6 +296,7 @@ absl::StatusOr<std::vector<Tensor>> Executor::Execute(Plan& plan, absl::Span<con
     }
   }
   void* scratch = static_cast<char*>(context->arena.get()) + plan.scratch_offset;
+  SwitchBackends(plan.backends);
   absl::Status status;
   std::vector<int64_t> step_ns(profile ? plan.steps.size() : 0);
   for (size_t s = 0; s < plan.steps.size() && status.ok(); ++s) {

@@ -90,6 +90,11 @@ class Executor {
   // graph().outputs, in freshly allocated tensors.
   absl::StatusOr<std::vector<Tensor>> Run(absl::Span<const Tensor> inputs);
 
+  // Lets the worker threads of the backends that ran last sleep instead of
+  // spinning (Backend::Rest), for a caller that expects a pause; the next
+  // run wakes them. Runs do the same for backends they stop using.
+  void Rest();
+
   // Builds (or finds) the plan for these inputs without running it.
   absl::StatusOr<PlanSummary> Prepare(absl::Span<const Tensor> inputs);
 
@@ -103,6 +108,9 @@ class Executor {
   absl::StatusOr<std::shared_ptr<Plan>> BuildPlan(absl::Span<const Tensor> inputs);
   absl::StatusOr<std::vector<Tensor>> Execute(Plan& plan, absl::Span<const Tensor> inputs,
                                               bool profile = false);
+  // Rests the backends of the latest run that `next` does not use, and
+  // records `next` as the latest run's.
+  void SwitchBackends(const std::vector<Backend*>& next);
 
   const Graph graph_;
   const ExecutorOptions options_;
@@ -111,6 +119,8 @@ class Executor {
   absl::Mutex mu_;
   absl::flat_hash_map<std::vector<int64_t>, std::shared_ptr<Plan>> plans_ ABSL_GUARDED_BY(mu_);
   std::vector<std::vector<int64_t>> plan_order_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex backends_mu_;
+  std::vector<Backend*> latest_backends_ ABSL_GUARDED_BY(backends_mu_);
 
   std::atomic<int64_t> plans_built_{0};
   std::atomic<int64_t> kernels_compiled_{0};

@@ -95,6 +95,11 @@ class Backend {
   // A kernel copying `value`, in one of this backend's layouts, to a row-major
   // tensor of the same dtype and shape. Backends that set layouts override it.
   virtual absl::StatusOr<std::unique_ptr<Kernel>> CompileToRowMajor(const TensorDesc& value);
+  // Called when the executor stops using this backend for now (the next run
+  // uses others, or the caller pauses): worker threads that would spin
+  // waiting for the next job should sleep instead, so as not to take cores
+  // from other backends' threads or other work.
+  virtual void Rest() {}
 };
 
 }  // namespace slimserve::runtime

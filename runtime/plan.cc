@@ -56,6 +56,10 @@ class PlanBuilder {
       ASSIGN_OR_RETURN(int id, RowMajor(Id(out.name)));
       plan_->outputs.push_back(id);
     }
+    for (const Plan::Step& step : plan_->steps) {
+      auto& used = plan_->backends;
+      if (std::find(used.begin(), used.end(), step.backend) == used.end()) used.push_back(step.backend);
+    }
     PlanMemory();
     BindInputs();
     return plan_;
@@ -181,7 +185,7 @@ class PlanBuilder {
       Plan::Step step;
       step.node = &node;
       step.kernel = std::move(kernel);
-      step.backend = std::string(backend->name());
+      step.backend = backend;
       step.inputs = std::move(in_ids);
       step.outputs = out_ids;
       plan_->steps.push_back(std::move(step));
@@ -205,7 +209,7 @@ class PlanBuilder {
     slot.desc = TensorDesc{desc.dtype, desc.shape};
     Plan::Step step;
     step.kernel = std::move(kernel);
-    step.backend = std::string(owner->name());
+    step.backend = owner;
     step.inputs = {id};
     step.outputs = {twin};
     plan_->steps.push_back(std::move(step));

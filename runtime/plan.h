@@ -43,7 +43,7 @@ class Plan {
   struct Step {
     const Node* node = nullptr;  // null for layout conversions
     std::unique_ptr<Kernel> kernel;
-    std::string backend;
+    Backend* backend = nullptr;  // that compiled the kernel
     std::vector<int> inputs;   // slot ids, -1 for omitted
     std::vector<int> outputs;  // slot ids, -1 for omitted
   };
@@ -65,6 +65,7 @@ class Plan {
   std::vector<Slot> slots;
   std::vector<Step> steps;
   std::vector<int> outputs;  // slot ids of the graph outputs, row-major
+  std::vector<Backend*> backends;  // those that compiled steps
   std::vector<InputBinding> input_bindings;
   int64_t arena_bytes = 0;
   int64_t scratch_offset = 0;

@@ -76,6 +76,17 @@ class XnnpackBackendImpl final : public XnnpackBackend {
     return MakeToRowMajorKernel(state_, value);
   }
 
+  // pthreadpool's workers spin for about a million iterations (milliseconds)
+  // after each job unless the job says to yield: left spinning, a worker took
+  // a core from the next run's OpenMP threads (a server alternating batch-1
+  // XNNPACK plans with oneDNN ones lost a third of its throughput). An empty
+  // job with PTHREADPOOL_FLAG_YIELD_WORKERS puts them to sleep at once.
+  void Rest() override {
+    pthreadpool_t pool = threadpool_.get();
+    pthreadpool_parallelize_1d(
+        pool, [](void*, size_t) {}, nullptr, pthreadpool_get_threads_count(pool), PTHREADPOOL_FLAG_YIELD_WORKERS);
+  }
+
   int64_t operators_created() const override { return state_.operators_created.load(); }
 
  private:

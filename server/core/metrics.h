@@ -14,7 +14,7 @@ namespace slimserve::server {
 struct RequestTimes {
   double total = 0;    // from arrival to the reply, as the server saw it
   double queue = 0;    // waiting for a batch to form and an instance to run it
-  double compute = 0;  // batch assembly, the model run, the split of outputs
+  double compute = 0;  // batch assembly and the model run
 };
 
 class MetricsSink {

@@ -15,7 +15,7 @@
 // with 83 context switches per run instead of 3.
 //
 //   ASSIGN_OR_RETURN(std::shared_ptr<Model> model, Model::Load(source, options, metrics));
-//   ASSIGN_OR_RETURN(InferResult result, model->Infer(std::move(request)));
+//   model->Submit(std::move(request), [](absl::StatusOr<InferResult> result) { ... });
 #ifndef SLIMSERVE_SERVER_CORE_MODEL_H_
 #define SLIMSERVE_SERVER_CORE_MODEL_H_
 
@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -89,8 +90,13 @@ class Model {
   // Index of output `name` in config().output(), or NotFound naming the outputs.
   absl::StatusOr<int> OutputIndex(const std::string& name) const;
 
-  // Queues the request for the batcher and waits for its result. Fails with
+  // Queues the request for the batcher; `done` gets its result on the
+  // instance thread that ran it, right after the run (so a reply can be sent
+  // from there without waking another thread), or at once on this thread with
   // ResourceExhausted when the queue is full.
+  using Done = std::function<void(absl::StatusOr<InferResult>)>;
+  void Submit(InferRequest request, Done done);
+  // Submit, then waits for the result.
   absl::StatusOr<InferResult> Infer(InferRequest request);
 
   // Counts a finished request of `rows` inferences (the caller measured
@@ -103,16 +109,14 @@ class Model {
     InferRequest request;
     int64_t rows = 1;
     std::chrono::steady_clock::time_point enqueued;
-    bool finished = false;  // guarded by mu_
-    std::condition_variable done;
-    absl::StatusOr<InferResult> result = absl::UnknownError("not run");
+    Done done;
   };
   using Batch = std::vector<std::shared_ptr<Pending>>;
 
   Model(ModelSource source, MetricsSink* metrics);
   void InstanceLoop();
   Batch NextBatch(std::unique_lock<std::mutex>& lock);
-  // Runs `batch` without the lock, then marks its requests finished.
+  // Runs `batch` without the lock and hands each request its result.
   void RunBatch(const Batch& batch, std::unique_lock<std::mutex>& lock);
   // Runs are padded with zero rows to a power of two (at most max_batch_size),
   // so a handful of plans, all built at load, serve every batch size.

@@ -1,6 +1,7 @@
 #include "server/grpc/inference_service.h"
 
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
@@ -105,21 +106,28 @@ void InferenceService::Drain(std::chrono::milliseconds timeout) {
   while (in_flight_ > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
-absl::Status InferenceService::Infer(const inference::ModelInferRequest& request,
-                                     inference::ModelInferResponse& response) {
+void InferenceService::Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse& response,
+                             std::function<void(const absl::Status&)> done) {
   ++in_flight_;
-  absl::Cleanup done = [&] { --in_flight_; };
-  if (draining_) return absl::UnavailableError("slimserve is shutting down; send the request to another replica");
+  auto finish = [this, done = std::move(done)](const absl::Status& status) {
+    done(status);
+    --in_flight_;
+  };
+  if (draining_) return finish(absl::UnavailableError("slimserve is shutting down; send the request to another replica"));
   const auto start = Clock::now();
-  ASSIGN_OR_RETURN(std::shared_ptr<Model> model, models_.Get(request.model_name(), request.model_version()));
-  InferResult result;
-  int64_t rows = 1;
-  absl::Status status = [&]() -> absl::Status {
+  absl::StatusOr<std::shared_ptr<Model>> found = models_.Get(request.model_name(), request.model_version());
+  if (!found.ok()) return finish(found.status());
+  std::shared_ptr<Model> model = *std::move(found);
+  // Counts the request, whatever its outcome, in the model's statistics.
+  auto record = [model, start](const absl::Status& status, RequestTimes times, int64_t rows) {
+    times.total = std::chrono::duration<double>(Clock::now() - start).count();
+    model->RecordRequest(status, times, rows);
+  };
+  InferRequest run;
+  std::vector<std::string> names;
+  absl::Status checked = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(auto named, DecodeInputs(request, options_.max_tensor_bytes));
-    InferRequest run;
     ASSIGN_OR_RETURN(run.inputs, model->ArrangeInputs(std::move(named)));
-    if (model->config().max_batch_size() > 0 && !run.inputs.empty()) rows = run.inputs[0].shape()[0];
-    std::vector<std::string> names;
     for (const auto& out : request.outputs()) {
       ASSIGN_OR_RETURN(int index, model->OutputIndex(out.name()));
       run.outputs.push_back(index);
@@ -131,21 +139,32 @@ absl::Status InferenceService::Infer(const inference::ModelInferRequest& request
         names.push_back(model->config().output(i).name());
       }
     }
-    ASSIGN_OR_RETURN(result, model->Infer(std::move(run)));
-    response.set_model_name(model->name());
-    response.set_model_version(model->version_text());
-    response.set_id(request.id());
-    EncodeOutputs(names, result.outputs, UsesTypedContents(request), response);
     return absl::OkStatus();
   }();
-  result.times.total = std::chrono::duration<double>(Clock::now() - start).count();
-  model->RecordRequest(status, result.times, rows);
-  return status;
+  if (!checked.ok()) {
+    record(checked, {}, 1);
+    return finish(checked);
+  }
+  const int64_t rows = model->config().max_batch_size() > 0 && !run.inputs.empty() ? run.inputs[0].shape()[0] : 1;
+  model->Submit(std::move(run), [&request, &response, model, names = std::move(names), rows, record,
+                                 finish](absl::StatusOr<InferResult> result) {
+    if (result.ok()) {
+      response.set_model_name(model->name());
+      response.set_model_version(model->version_text());
+      response.set_id(request.id());
+      EncodeOutputs(names, result->outputs, UsesTypedContents(request), response);
+    }
+    record(result.status(), result.ok() ? result->times : RequestTimes{}, rows);
+    finish(result.status());
+  });
 }
 
-grpc::Status InferenceService::ModelInfer(grpc::ServerContext*, const inference::ModelInferRequest* request,
-                                          inference::ModelInferResponse* response) {
-  return ToGrpc(Infer(*request, *response));
+grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerContext* context,
+                                                       const inference::ModelInferRequest* request,
+                                                       inference::ModelInferResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Infer(*request, *response, [reactor](const absl::Status& status) { reactor->Finish(ToGrpc(status)); });
+  return reactor;
 }
 
 grpc::Status InferenceService::ModelStreamInfer(
@@ -154,7 +173,10 @@ grpc::Status InferenceService::ModelStreamInfer(
   inference::ModelInferRequest request;
   while (stream->Read(&request)) {
     inference::ModelStreamInferResponse reply;
-    const absl::Status status = Infer(request, *reply.mutable_infer_response());
+    // Shared: the instance thread may still be inside set_value when get returns.
+    auto outcome = std::make_shared<std::promise<absl::Status>>();
+    Infer(request, *reply.mutable_infer_response(), [outcome](const absl::Status& s) { outcome->set_value(s); });
+    const absl::Status status = outcome->get_future().get();
     if (!status.ok()) {
       reply.clear_infer_response();
       reply.mutable_infer_response()->set_id(request.id());
