@@ -7,7 +7,9 @@
 #     being the server's overhead (gRPC, decoding, queueing, encoding),
 #   - the p50 of an empty ServerLive call (slimctl perf --live): the round
 #     trip any reply costs on this machine, part of that overhead,
-#   - throughput at concurrency 16 with dynamic batching and without,
+#   - throughput at concurrency 16 with dynamic batching and without, and
+#     the in-process throughput at the max batch over batch 1: the most that
+#     batching can gain in compute, with no serving cost at all,
 # in 3 alternating rounds (the machine is shared: its speed drifts over
 # minutes), and prints a Markdown table of the medians over the rounds.
 # Needs build/release (slimserve, slimctl).
@@ -55,9 +57,10 @@ make_repo "$work/plain" no
 serve "$work/batching" 18101
 serve "$work/plain" 18102
 
-echo "| model | in-process p50 ms | server c=1 p50 ms | overhead us | empty RPC p50 us | server c=1 p99 ms | c=16 batching /s (mean batch) | c=16 no batching /s | ratio | c=16 batching p99 ms |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for model in fashion_mnist resnet18; do
+echo "| model | in-process p50 ms | server c=1 p50 ms | overhead us | empty RPC p50 us | server c=1 p99 ms | c=16 batching /s (mean batch) | c=16 no batching /s | ratio | c=16 batching p99 ms | in-process max batch / batch 1 |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for m in fashion_mnist:64 resnet18:16; do
+  model=${m%%:*} max=${m##*:}
   onnx=$work/batching/$model/1/model.onnx
   runs=()
   for _ in $(seq $rounds); do
@@ -66,15 +69,17 @@ for model in fashion_mnist resnet18; do
     runs+=("$("$bin/cli/slimctl" perf $model --url localhost:18101 --concurrency 1 --duration "$duration" --json)")
     runs+=("$("$bin/cli/slimctl" perf $model --url localhost:18101 --concurrency 16 --duration "$duration" --json)")
     runs+=("$("$bin/cli/slimctl" perf $model --url localhost:18102 --concurrency 16 --duration "$duration" --json)")
+    runs+=("$("$bin/cli/slimctl" bench "$onnx" --batch "$max" --threads 2 --warmup-ms 1000 --runs 40 --json)")
   done
   /usr/bin/python3 - "$model" "${runs[@]}" <<'PY'
 import json, statistics, sys
 model, runs = sys.argv[1], [json.loads(a) for a in sys.argv[2:]]
-def median(kind, key):  # kind: which of the 5 measurements of a round
-    return statistics.median(r[key] for r in runs[kind::5])
+def median(kind, key):  # kind: which of the 6 measurements of a round
+    return statistics.median(r[key] for r in runs[kind::6])
 local, live, one = median(0, "median_ms"), median(1, "p50_ms"), median(2, "p50_ms")
 batched, plain = median(3, "throughput_per_s"), median(4, "throughput_per_s")
 print(f"| {model} | {local:.3f} | {one:.3f} | {1000 * (one - local):.0f} | {1000 * live:.0f} | {median(2, 'p99_ms'):.3f} "
-      f"| {batched:.0f} ({median(3, 'server_mean_batch'):.1f}) | {plain:.0f} | {batched / plain:.2f} | {median(3, 'p99_ms'):.2f} |")
+      f"| {batched:.0f} ({median(3, 'server_mean_batch'):.1f}) | {plain:.0f} | {batched / plain:.2f} | {median(3, 'p99_ms'):.2f} "
+      f"| {median(5, 'throughput_per_s') / median(0, 'throughput_per_s'):.2f} |")
 PY
 done
