@@ -16,6 +16,7 @@ const OpTable& Table() {
     RegisterTensorOps(*t);
     RegisterNnOps(*t);
     RegisterReduceOps(*t);
+    RegisterQuantizeOps(*t);
     RegisterFusedOps(*t);
     return t;
   }();

@@ -86,6 +86,7 @@ void RegisterElementwiseOps(OpTable& table);
 void RegisterTensorOps(OpTable& table);
 void RegisterNnOps(OpTable& table);
 void RegisterReduceOps(OpTable& table);
+void RegisterQuantizeOps(OpTable& table);
 // The runtime's fused ops, keyed "slimserve.FusedConv" etc.
 void RegisterFusedOps(OpTable& table);
 
