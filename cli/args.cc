@@ -1,5 +1,7 @@
 #include "cli/args.h"
 
+#include <cctype>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -11,6 +13,8 @@ absl::StatusOr<Args> Args::Parse(int argc, char** argv, const std::set<std::stri
   Args args;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
+    // A one-letter option may take one dash: -o OUT is --o OUT.
+    if (arg.size() == 2 && arg[0] == '-' && std::isalpha(static_cast<unsigned char>(arg[1]))) arg = "-" + arg;
     if (arg.rfind("--", 0) != 0 || arg == "--") {
       args.positional_.push_back(arg);
       continue;

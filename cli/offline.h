@@ -8,6 +8,7 @@ namespace slimserve::cli {
 int RunCommand(int argc, char** argv);
 int BenchCommand(int argc, char** argv);
 int InspectCommand(int argc, char** argv);
+int CompressCommand(int argc, char** argv);
 
 }  // namespace slimserve::cli
 

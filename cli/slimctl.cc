@@ -23,7 +23,8 @@ constexpr char kUsage[] =
     "Offline commands (load an ONNX file in this process):\n"
     "  run      run a model once on inputs from .npy files and print its outputs\n"
     "  bench    time a model: median, p90, p99 latency and throughput\n"
-    "  inspect  show a model's inputs, outputs and which backend runs each node\n";
+    "  inspect  show a model's inputs, outputs and which backend runs each node\n"
+    "  compress --offline  build an int8 variant of a model file, evaluate it, write it as ONNX\n";
 
 }  // namespace
 
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   if (command == "run") return slimserve::cli::RunCommand(argc - 2, argv + 2);
   if (command == "bench") return slimserve::cli::BenchCommand(argc - 2, argv + 2);
   if (command == "inspect") return slimserve::cli::InspectCommand(argc - 2, argv + 2);
+  if (command == "compress") return slimserve::cli::CompressCommand(argc - 2, argv + 2);
   if (slimserve::cli::IsClientCommand(command)) return slimserve::cli::ClientCommand(command, argc - 2, argv + 2);
   std::cerr << "unknown command '" << command << "'\n\n" << kUsage;
   return 2;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -16,9 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/backends.h"
-#include "runtime/executor.h"
+#include "compression/dataset.h"
+#include "compression/evaluate.h"
 #include "runtime/npy.h"
+#include "runtime/onnx_export.h"
 #include "runtime/onnx_import.h"
 #include "runtime/passes/passes.h"
 #include "runtime/testing/graph_builder.h"
@@ -31,64 +33,10 @@ using runtime::Tensor;
 
 std::string model_path, datasets_dir;
 
-constexpr int64_t kBatch = 100;
-
-struct DataSet {
-  Tensor input, labels;
-};
-
-DataSet Load(const std::string& name) {
-  auto members = runtime::ReadNpz(datasets_dir + "/" + name);
-  EXPECT_TRUE(members.ok()) << members.status() << " (make it with tools/make_eval_set.py)";
-  DataSet d;
-  if (!members.ok()) return d;
-  for (auto& [key, t] : *members) (key == "input" ? d.input : d.labels) = std::move(t);
-  return d;
-}
-
-// Rows [begin, begin + count) of `t`, copied.
-Tensor Rows(const Tensor& t, int64_t begin, int64_t count) {
-  runtime::Shape shape = t.shape();
-  shape[0] = count;
-  Tensor part = *Tensor::Allocate(t.dtype(), shape);
-  const size_t row = t.byte_size() / t.shape()[0];
-  std::memcpy(part.raw_data(), static_cast<const char*>(t.raw_data()) + begin * row, count * row);
-  return part;
-}
-
-std::vector<std::vector<Tensor>> Batches(const Tensor& input, int64_t rows) {
-  std::vector<std::vector<Tensor>> batches;
-  for (int64_t b = 0; b < rows; b += kBatch) batches.push_back({Rows(input, b, std::min(kBatch, rows - b))});
-  return batches;
-}
-
-// Class predicted for every row, running the optimized graph.
-std::vector<int> Predict(Graph graph, const Tensor& input) {
-  EXPECT_TRUE(runtime::Optimize(graph, {}).ok());
-  auto backends = runtime::MakeBackends("auto", 0);
-  runtime::ExecutorOptions options;
-  options.backends = backends->pointers();
-  auto executor = runtime::Executor::Create(std::move(graph), options);
-  EXPECT_TRUE(executor.ok()) << executor.status();
-  std::vector<int> classes;
-  for (const auto& batch : Batches(input, input.shape()[0])) {
-    auto out = (*executor)->Run(batch);
-    EXPECT_TRUE(out.ok()) << out.status();
-    if (!out.ok()) return classes;
-    const Tensor& logits = (*out)[0];
-    const int64_t n = logits.shape()[1];
-    for (int64_t r = 0; r < logits.shape()[0]; ++r) {
-      const float* row = logits.data<float>() + r * n;
-      classes.push_back(static_cast<int>(std::max_element(row, row + n) - row));
-    }
-  }
-  return classes;
-}
-
-double Accuracy(const std::vector<int>& classes, const Tensor& labels) {
-  int64_t right = 0;
-  for (size_t i = 0; i < classes.size(); ++i) right += classes[i] == labels.data<int64_t>()[i];
-  return 100.0 * right / labels.num_elements();
+DataSet Load(const Graph& graph, const std::string& name) {
+  auto data = LoadDataSet(datasets_dir + "/" + name, graph);
+  EXPECT_TRUE(data.ok()) << data.status() << " (make it with tools/make_eval_set.py)";
+  return data.ok() ? *std::move(data) : DataSet{};
 }
 
 // The model with BatchNorm folded and no fusion: standard ONNX ops.
@@ -102,19 +50,15 @@ Graph Folded() {
 }
 
 TEST(Quantize, FashionMnistTop1WithinBudget) {
-  const DataSet test = Load("fashion_mnist_test.npz");
-  const DataSet train = Load("fashion_mnist_train.npz");
-  ASSERT_EQ(test.input.shape()[0], 10000);
-  ASSERT_GE(train.input.shape()[0], 1000);
-
-  const double fp32 = Accuracy(Predict(Folded(), test.input), test.labels);
-  std::printf("fp32 top-1 %.2f %%\n", fp32);
-  EXPECT_GE(fp32, 91.0);
+  const DataSet test = Load(Folded(), "fashion_mnist_test.npz");
+  const DataSet train = Load(Folded(), "fashion_mnist_train.npz");
+  ASSERT_EQ(test.rows(), 10000);
+  ASSERT_GE(train.rows(), 1000);
   for (bool dynamic : {false, true}) {
     Graph graph = Folded();
     QuantizeOptions options;
     options.dynamic = dynamic;
-    auto report = Quantize(graph, options, Batches(train.input, 1000));
+    auto report = Quantize(graph, options, train.Batches(0, 1000, 100));
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_EQ(report->quantized.size(), 6u);  // 4 Conv, 2 Gemm
     EXPECT_TRUE(report->kept_fp32.empty());
@@ -125,9 +69,26 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
     // One quantize-dequantize pair per distinct activation input, one dequantize per weight.
     EXPECT_EQ(count(dynamic ? "DynamicQuantizeLinear" : "QuantizeLinear"), 6);
     EXPECT_EQ(count("DequantizeLinear"), 12);
-    const double int8 = Accuracy(Predict(std::move(graph), test.input), test.labels);
-    std::printf("int8-%s top-1 %.2f %% (%+.2f points)\n", dynamic ? "dynamic" : "static", int8, int8 - fp32);
-    EXPECT_GE(int8, fp32 - 0.3) << (dynamic ? "dynamic" : "static");
+
+    auto e = Evaluate(Folded(), graph, test, {});
+    ASSERT_TRUE(e.ok()) << e.status();
+    std::printf("int8-%s: top-1 %.2f %% (fp32 %.2f %%, %+.2f points), agreement %.2f %%, SQNR %.1f dB, cosine %.5f\n",
+                dynamic ? "dynamic" : "static", e->variant_top1, e->original_top1, e->variant_top1 - e->original_top1,
+                e->agreement, e->sqnr_db, e->cosine);
+    EXPECT_GE(e->original_top1, 91.0);
+    EXPECT_GE(e->variant_top1, e->original_top1 - 0.3);
+    EXPECT_LT(e->agreement, 100.0);  // quantized for real: some answers move
+    EXPECT_GT(e->sqnr_db, 20.0);
+
+    // The exported file is the same model.
+    const std::string path = ::testing::TempDir() + "/int8.onnx";
+    ASSERT_TRUE(runtime::ExportOnnxFile(graph, path).ok());
+    auto reread = runtime::ImportOnnxFile(path, {});
+    ASSERT_TRUE(reread.ok()) << reread.status();
+    auto same = Evaluate(graph, *std::move(reread), test, {.max_rows = 1000});
+    ASSERT_TRUE(same.ok()) << same.status();
+    EXPECT_EQ(same->agreement, 100.0);
+    EXPECT_TRUE(std::isinf(same->sqnr_db)) << same->sqnr_db;
   }
 }
 
@@ -147,6 +108,16 @@ TEST(Quantize, StaticNeedsCalibrationData) {
   Graph graph = Folded();
   auto report = Quantize(graph, {}, {});
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(DataSet, MismatchedArraysNameTheProblem) {
+  runtime::testing::GraphBuilder b;
+  b.Input("x", {-1, 4});
+  b.Node("Relu", {"x"}, {"y"});
+  b.Output("y");
+  auto data = LoadDataSet(datasets_dir + "/fashion_mnist_train.npz", b.Build());
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(data.status().message().find("model input 'x'"), std::string::npos) << data.status();
 }
 
 TEST(Quantize, NothingToQuantizeIsAnError) {

@@ -1,0 +1,40 @@
+// Evaluation of a compressed variant against its original on a data set:
+// top-1 against the labels (when there are labels) for both, top-1
+// agreement between them, and the SQNR and cosine similarity of the
+// variant's first output against the original's.
+//
+//   ASSIGN_OR_RETURN(Evaluation e, Evaluate(original, variant, data, {}));
+#ifndef SLIMSERVE_COMPRESSION_EVALUATE_H_
+#define SLIMSERVE_COMPRESSION_EVALUATE_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "compression/dataset.h"
+#include "runtime/graph.h"
+
+namespace slimserve::compression {
+
+struct EvaluateOptions {
+  int64_t max_rows = 0;  // 0: all
+  int64_t batch = 100;
+  int num_threads = 0;
+};
+
+struct Evaluation {
+  int64_t rows = 0;
+  double original_top1 = -1;  // percent right against the labels; -1 without labels
+  double variant_top1 = -1;
+  double agreement = 0;       // percent of rows whose top-1 class is the same
+  double sqnr_db = 0;         // 10 log10(sum original^2 / sum (original - variant)^2)
+  double cosine = 0;
+};
+
+// Both graphs are optimized and compiled here; their first outputs must have
+// rows first (classes along the last dimension for top-1).
+absl::StatusOr<Evaluation> Evaluate(runtime::Graph original, runtime::Graph variant, const DataSet& data,
+                                    const EvaluateOptions& options);
+
+}  // namespace slimserve::compression
+
+#endif  // SLIMSERVE_COMPRESSION_EVALUATE_H_
