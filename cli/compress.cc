@@ -1,6 +1,8 @@
 // slimctl compress --offline: the compression pipeline on a file, no server.
 #include <iostream>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/args.h"
 #include "cli/common.h"
@@ -24,6 +26,8 @@ constexpr char kCompressUsage[] =
     "                     int8-dynamic: activation ranges computed per request\n"
     "  --data FILE.npz    calibration data (int8-static): arrays named after the model's inputs\n"
     "  --samples N        calibration rows taken from --data (default 512)\n"
+    "  --calibration C    minmax (default: the whole range of each activation) or percentile\n"
+    "  --percentile P     with --calibration percentile: clip each tail beyond the P-th (default 99.99)\n"
     "  --keep-fp32 NAME   a node name or op type to leave in fp32 (repeatable)\n"
     "  --eval FILE.npz    compare the variant with the original on this data set: top-1 against its\n"
     "                     `labels` array if present, top-1 agreement, SQNR and cosine of the outputs\n"
@@ -53,6 +57,17 @@ absl::Status Compress(const Args& args) {
   options.dynamic = profile == "int8-dynamic";
   options.keep_fp32 = args.GetAll("keep-fp32");
   options.num_threads = static_cast<int>(threads);
+  const std::string calibration_method = args.Get("calibration", "minmax");
+  if (calibration_method == "percentile") {
+    options.calibration = compression::Calibration::kPercentile;
+    if (!absl::SimpleAtod(args.Get("percentile", "99.99"), &options.percentile) || options.percentile <= 50 ||
+        options.percentile > 100) {
+      return absl::InvalidArgumentError("--percentile must be a number in (50, 100]");
+    }
+  } else if (calibration_method != "minmax") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown calibration '", calibration_method, "'; known: minmax, percentile"));
+  }
   std::vector<std::vector<runtime::Tensor>> calibration;
   if (!options.dynamic) {
     if (!args.Has("data")) return absl::InvalidArgumentError("int8-static needs calibration data: --data FILE.npz");
@@ -86,7 +101,7 @@ absl::Status Compress(const Args& args) {
 }  // namespace
 
 int CompressCommand(int argc, char** argv) {
-  auto args = Args::Parse(argc, argv, {"help", "offline"}, {"profile", "data", "samples", "eval", "threads", "o"},
+  auto args = Args::Parse(argc, argv, {"help", "offline"}, {"profile", "data", "samples", "calibration", "percentile", "eval", "threads", "o"},
                           {"keep-fp32"});
   if (!args.ok()) return Fail(args.status());
   if (args->Has("help")) {

@@ -98,11 +98,38 @@ struct Range {
   }
 };
 
+// Counts of values in kBins equal bins over a Range.
+struct Histogram {
+  static constexpr int kBins = 4096;
+  Range range;
+  std::vector<int64_t> counts = std::vector<int64_t>(kBins, 0);
+  void Add(const Tensor& t) {
+    const float* v = t.data<float>();
+    const float width = (range.hi - range.lo) / kBins;
+    if (width <= 0) return;
+    for (int64_t i = 0; i < t.num_elements(); ++i) {
+      ++counts[std::clamp(static_cast<int>((v[i] - range.lo) / width), 0, kBins - 1)];
+    }
+  }
+  // The range without the (100 - percentile) % of values in each tail.
+  Range Clipped(double percentile) const {
+    int64_t total = 0;
+    for (int64_t c : counts) total += c;
+    const auto tail = static_cast<int64_t>(total * (100.0 - percentile) / 100.0);
+    const float width = (range.hi - range.lo) / kBins;
+    int low = 0, high = kBins - 1;
+    for (int64_t seen = counts[low]; seen <= tail && low < kBins - 1; seen += counts[++low]) {}
+    for (int64_t seen = counts[high]; seen <= tail && high > 0; seen += counts[--high]) {}
+    return Range{std::min(0.0f, range.lo + low * width), std::max(0.0f, range.lo + (high + 1) * width)};
+  }
+};
+
 // The range of each of `values` over the calibration batches: a copy of the
-// graph with those values as extra outputs runs every batch.
+// graph with those values as extra outputs runs every batch (twice for
+// percentiles: the first pass finds the span of the histograms).
 absl::StatusOr<std::map<std::string, Range>> Calibrate(const Graph& graph, const std::vector<std::string>& values,
                                                        absl::Span<const std::vector<Tensor>> batches,
-                                                       int num_threads, int64_t& rows) {
+                                                       const QuantizeOptions& options, int64_t& rows) {
   Graph probe = graph;
   std::map<std::string, int> output_of;  // value -> index among probe's outputs
   std::map<std::string, int> input_of;   // value -> index among graph inputs
@@ -115,20 +142,33 @@ absl::StatusOr<std::map<std::string, Range>> Calibrate(const Graph& graph, const
     info.dtype = DataType::kFloat32;
     probe.outputs.push_back(info);
   }
-  ASSIGN_OR_RETURN(runtime::BackendSet backends, runtime::MakeBackends("auto", num_threads));
+  ASSIGN_OR_RETURN(runtime::BackendSet backends, runtime::MakeBackends("auto", options.num_threads));
   runtime::ExecutorOptions executor_options;
-  executor_options.num_threads = num_threads;
+  executor_options.num_threads = options.num_threads;
   executor_options.backends = backends.pointers();
   executor_options.measure_kernels = false;
   ASSIGN_OR_RETURN(auto executor, runtime::Executor::Create(std::move(probe), executor_options));
-  std::map<std::string, Range> ranges;
-  for (const std::vector<Tensor>& batch : batches) {
-    ASSIGN_OR_RETURN(std::vector<Tensor> outputs, executor->Run(batch));
-    for (const auto& [v, i] : input_of) {
-      if (std::find(values.begin(), values.end(), v) != values.end()) ranges[v].Add(batch[i]);
+  // Calls `visit(value, tensor)` for every value of every batch.
+  auto pass = [&](auto&& visit) -> absl::Status {
+    for (const std::vector<Tensor>& batch : batches) {
+      ASSIGN_OR_RETURN(std::vector<Tensor> outputs, executor->Run(batch));
+      for (const auto& [v, i] : input_of) {
+        if (std::find(values.begin(), values.end(), v) != values.end()) visit(v, batch[i]);
+      }
+      for (const auto& [v, i] : output_of) visit(v, outputs[i]);
     }
-    for (const auto& [v, i] : output_of) ranges[v].Add(outputs[i]);
+    return absl::OkStatus();
+  };
+  std::map<std::string, Range> ranges;
+  RETURN_IF_ERROR(pass([&](const std::string& v, const Tensor& t) { ranges[v].Add(t); }));
+  for (const std::vector<Tensor>& batch : batches) {
     if (!batch.empty() && batch[0].rank() > 0) rows += batch[0].shape()[0];
+  }
+  if (options.calibration == Calibration::kPercentile) {
+    std::map<std::string, Histogram> histograms;
+    for (const auto& [v, r] : ranges) histograms[v].range = r;
+    RETURN_IF_ERROR(pass([&](const std::string& v, const Tensor& t) { histograms[v].Add(t); }));
+    for (auto& [v, r] : ranges) r = histograms[v].Clipped(options.percentile);
   }
   return ranges;
 }
@@ -177,8 +217,7 @@ absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& opt
   std::map<std::string, Range> ranges;
   if (!options.dynamic) {
     if (calibration.empty()) return absl::InvalidArgumentError("static quantization needs calibration data");
-    ASSIGN_OR_RETURN(ranges, Calibrate(graph, activations, calibration, options.num_threads,
-                                       report.calibration_rows));
+    ASSIGN_OR_RETURN(ranges, Calibrate(graph, activations, calibration, options, report.calibration_rows));
   }
 
   // Rebuild the node list with the Q/DQ nodes in front of their first reader.

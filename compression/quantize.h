@@ -7,8 +7,8 @@
 // int8 kernels), and by slimserve's int8 kernels.
 //
 // Static quantization fixes the activation scales from calibration runs
-// (the min and max each activation took); dynamic quantization computes
-// them per request with DynamicQuantizeLinear.
+// (the min and max each activation took, or percentiles of its values);
+// dynamic quantization computes them per request with DynamicQuantizeLinear.
 //
 //   RETURN_IF_ERROR(Optimize(graph, {.fuse = false}));  // fold BN first
 //   ASSIGN_OR_RETURN(QuantizeReport report, Quantize(graph, options, calibration_batches));
@@ -25,8 +25,15 @@
 
 namespace slimserve::compression {
 
+enum class Calibration {
+  kMinMax,      // the whole range each activation took
+  kPercentile,  // clipped at the `percentile`-th percentile of each tail
+};
+
 struct QuantizeOptions {
   bool dynamic = false;                // activation scales per request, no calibration
+  Calibration calibration = Calibration::kMinMax;
+  double percentile = 99.99;
   std::vector<std::string> keep_fp32;  // node names or op types left in fp32
   int num_threads = 0;                 // for the calibration runs; 0: one per core
 };

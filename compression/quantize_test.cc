@@ -3,13 +3,12 @@
 // tools/make_eval_set.py). Budget: int8 static and dynamic within 0.3 points
 // of fp32 top-1.
 //
-// Usage: quantize_test MODEL.onnx DATASETS_DIR
+// Usage: quantize_test MODEL.onnx CACHE_DIR (datasets/ and real_models/ in it)
 #include "compression/quantize.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -19,6 +18,8 @@
 
 #include "compression/dataset.h"
 #include "compression/evaluate.h"
+#include "runtime/backends.h"
+#include "runtime/executor.h"
 #include "runtime/npy.h"
 #include "runtime/onnx_export.h"
 #include "runtime/onnx_import.h"
@@ -31,7 +32,7 @@ namespace {
 using runtime::Graph;
 using runtime::Tensor;
 
-std::string model_path, datasets_dir;
+std::string model_path, cache_dir, datasets_dir;
 
 DataSet Load(const Graph& graph, const std::string& name) {
   auto data = LoadDataSet(datasets_dir + "/" + name, graph);
@@ -80,7 +81,8 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
     EXPECT_LT(e->agreement, 100.0);  // quantized for real: some answers move
     EXPECT_GT(e->sqnr_db, 20.0);
 
-    // The exported file is the same model.
+    // The exported file is the same model (up to float rounding: the two
+    // executors may each pick other kernels, e.g. Winograd or direct).
     const std::string path = ::testing::TempDir() + "/int8.onnx";
     ASSERT_TRUE(runtime::ExportOnnxFile(graph, path).ok());
     auto reread = runtime::ImportOnnxFile(path, {});
@@ -88,8 +90,69 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
     auto same = Evaluate(graph, *std::move(reread), test, {.max_rows = 1000});
     ASSERT_TRUE(same.ok()) << same.status();
     EXPECT_EQ(same->agreement, 100.0);
-    EXPECT_TRUE(std::isinf(same->sqnr_db)) << same->sqnr_db;
+    EXPECT_GT(same->sqnr_db, 100.0);
   }
+}
+
+// PP-OCRv4 text detection on rendered pages (tools/make_text_pages.py):
+// calibrated on 4 pages, compared on 4 others: the share of the pixels above
+// 0.3 in the fp32 probability map that are above 0.3 in the int8 one, and the
+// reverse. Measured: min/max calibration 94.2 % / 95.7 %; percentiles 99.9
+// 94.9 / 97.9, 99.95 96.5 / 97.7, 99.99 96.1 / 96.0, 99.999 91.9 / 93.5;
+// keeping the first or the last convolutions in fp32 changes nothing. The
+// target is 98 %: it needs a better calibration (entropy, MSE) or per-layer
+// sensitivity; until then this guards what 99.95 gives.
+constexpr double kDetectionBudget = 96.0;
+TEST(Quantize, PpOcrDetectionMapsAgree) {
+  auto det = runtime::ImportOnnxFile(cache_dir + "/real_models/ppocr_det_v4/model.onnx", {});
+  ASSERT_TRUE(det.ok()) << det.status();
+  runtime::OptimizeOptions fold;
+  fold.fuse = false;
+  ASSERT_TRUE(runtime::Optimize(*det, fold).ok());
+  const DataSet calibration = Load(*det, "text_pages_calibration.npz");
+  const DataSet pages = Load(*det, "text_pages_evaluation.npz");
+  ASSERT_GT(pages.rows(), 0);
+  Graph int8 = *det;
+  QuantizeOptions options;
+  options.calibration = Calibration::kPercentile;
+  options.percentile = 99.95;
+  auto report = Quantize(int8, options, calibration.Batches(0, calibration.rows(), 1));
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::printf("quantized %zu nodes, %zu kept in fp32\n", report->quantized.size(), report->kept_fp32.size());
+  for (const auto& kept : report->kept_fp32) std::printf("  fp32: %s\n", kept.c_str());
+
+  auto compile = [](Graph g) {
+    EXPECT_TRUE(runtime::Optimize(g, {}).ok());
+    auto backends = runtime::MakeBackends("auto", 0);
+    runtime::ExecutorOptions options;
+    options.backends = backends->pointers();
+    auto executor = runtime::Executor::Create(std::move(g), options);
+    EXPECT_TRUE(executor.ok()) << executor.status();
+    return std::make_pair(*std::move(backends), *std::move(executor));
+  };
+  auto [fp32_backends, fp32] = compile(*det);
+  auto [int8_backends, quantized] = compile(std::move(int8));
+  int64_t text_fp32 = 0, text_int8 = 0, both = 0;
+  for (const auto& page : pages.Batches(0, pages.rows(), 1)) {
+    auto a = fp32->Run(page);
+    auto b = quantized->Run(page);
+    ASSERT_TRUE(a.ok() && b.ok());
+    const Tensor& x = (*a)[0];
+    const Tensor& y = (*b)[0];
+    ASSERT_EQ(x.shape(), y.shape());
+    for (int64_t i = 0; i < x.num_elements(); ++i) {
+      const bool in_a = x.data<float>()[i] > 0.3f, in_b = y.data<float>()[i] > 0.3f;
+      text_fp32 += in_a;
+      text_int8 += in_b;
+      both += in_a && in_b;
+    }
+  }
+  ASSERT_GT(text_fp32, 1000);  // the pages do have text
+  const double fp32_kept = 100.0 * both / text_fp32, int8_kept = 100.0 * both / std::max<int64_t>(text_int8, 1);
+  std::printf("text pixels: fp32 %lld, int8 %lld; of fp32's, %.2f %% in int8's; of int8's, %.2f %% in fp32's\n",
+              static_cast<long long>(text_fp32), static_cast<long long>(text_int8), fp32_kept, int8_kept);
+  EXPECT_GE(fp32_kept, kDetectionBudget);
+  EXPECT_GE(int8_kept, kDetectionBudget);
 }
 
 TEST(Quantize, KeepsNamedNodesInFp32) {
@@ -153,10 +216,11 @@ TEST(Npz, TruncatedFileFailsClearly) {
 int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
   if (argc != 3) {
-    std::fprintf(stderr, "usage: quantize_test MODEL.onnx DATASETS_DIR\n");
+    std::fprintf(stderr, "usage: quantize_test MODEL.onnx CACHE_DIR\n");
     return 2;
   }
   slimserve::compression::model_path = argv[1];
-  slimserve::compression::datasets_dir = argv[2];
+  slimserve::compression::cache_dir = argv[2];
+  slimserve::compression::datasets_dir = std::string(argv[2]) + "/datasets";
   return RUN_ALL_TESTS();
 }

@@ -23,6 +23,7 @@ if [[ "${1:-}" != "--build" ]]; then packages+=(
   # tests and benchmarks
   libonnx-testdata dataset-fashion-mnist
   python3-torch python3-torchvision python3-onnx python3-numpy python3-grpcio python3-yaml yamllint
+  python3-pil fonts-dejavu-core
 )
 # Node.js runs ONNX Runtime for reference outputs and benchmarks; keep one that is already there.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi

@@ -18,6 +18,11 @@ tests/real_models/make_references.sh "$cache"
 [[ -f $cache/datasets/fashion_mnist_test.npz ]] || /usr/bin/python3 tools/make_eval_set.py --out "$cache/datasets" --sample-out ''
 [[ -f $cache/datasets/fashion_mnist_train.npz ]] ||
   /usr/bin/python3 tools/make_eval_set.py --out "$cache/datasets" --split train --count 1000
+# Rendered text pages for the PP-OCR detector: calibration and evaluation.
+for set in calibration:1 evaluation:2; do
+  f=$cache/datasets/text_pages_${set%%:*}.npz
+  [[ -f $f ]] || /usr/bin/python3 tools/make_text_pages.py --out "$f" --pages 4 --seed "${set##*:}"
+done
 
 # Sleeping OpenMP waits: the tests time nothing, and CI machines are shared (spinning waits
 # stall there; see bench/README.md).
