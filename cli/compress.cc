@@ -26,7 +26,8 @@ constexpr char kCompressUsage[] =
     "                     int8-dynamic: activation ranges computed per request\n"
     "  --data FILE.npz    calibration data (int8-static): arrays named after the model's inputs\n"
     "  --samples N        calibration rows taken from --data (default 512)\n"
-    "  --calibration C    minmax (default: the whole range of each activation) or percentile\n"
+    "  --calibration C    minmax (default: the whole range of each activation), percentile, or mse (the\n"
+    "                     clipped range with the least squared quantization error)\n"
     "  --percentile P     with --calibration percentile: clip each tail beyond the P-th (default 99.99)\n"
     "  --keep-fp32 NAME   a node name or op type to leave in fp32 (repeatable)\n"
     "  --eval FILE.npz    compare the variant with the original on this data set: top-1 against its\n"
@@ -64,9 +65,11 @@ absl::Status Compress(const Args& args) {
         options.percentile > 100) {
       return absl::InvalidArgumentError("--percentile must be a number in (50, 100]");
     }
+  } else if (calibration_method == "mse") {
+    options.calibration = compression::Calibration::kMse;
   } else if (calibration_method != "minmax") {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown calibration '", calibration_method, "'; known: minmax, percentile"));
+        absl::StrCat("unknown calibration '", calibration_method, "'; known: minmax, percentile, mse"));
   }
   std::vector<std::vector<runtime::Tensor>> calibration;
   if (!options.dynamic) {

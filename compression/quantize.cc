@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
@@ -122,6 +123,33 @@ struct Histogram {
     for (int64_t seen = counts[high]; seen <= tail && high > 0; seen += counts[--high]) {}
     return Range{std::min(0.0f, range.lo + low * width), std::max(0.0f, range.lo + (high + 1) * width)};
   }
+  // Of the ranges [lo * i / kSteps, hi * j / kSteps], the one whose uint8
+  // quantization has the least squared error over the histogram: values
+  // outside are clipped, values inside are off by a uniform rounding error.
+  Range LeastSquareError() const {
+    constexpr int kSteps = 64;
+    const float width = (range.hi - range.lo) / kBins;
+    Range best = range;
+    double best_error = std::numeric_limits<double>::infinity();
+    for (int i = range.lo < 0 ? 1 : kSteps; i <= kSteps; ++i) {
+      for (int j = range.hi > 0 ? 1 : kSteps; j <= kSteps; ++j) {
+        const Range r{range.lo * i / kSteps, range.hi * j / kSteps};
+        const double step = (r.hi - r.lo) / 255.0;
+        double error = 0;
+        for (int b = 0; b < kBins; ++b) {
+          if (counts[b] == 0) continue;
+          const double v = range.lo + (b + 0.5) * width;
+          const double off = v < r.lo ? r.lo - v : v > r.hi ? v - r.hi : 0;
+          error += counts[b] * (off > 0 ? off * off : step * step / 12);
+        }
+        if (error < best_error) {
+          best_error = error;
+          best = r;
+        }
+      }
+    }
+    return best;
+  }
 };
 
 // The range of each of `values` over the calibration batches: a copy of the
@@ -164,11 +192,14 @@ absl::StatusOr<std::map<std::string, Range>> Calibrate(const Graph& graph, const
   for (const std::vector<Tensor>& batch : batches) {
     if (!batch.empty() && batch[0].rank() > 0) rows += batch[0].shape()[0];
   }
-  if (options.calibration == Calibration::kPercentile) {
+  if (options.calibration != Calibration::kMinMax) {
     std::map<std::string, Histogram> histograms;
     for (const auto& [v, r] : ranges) histograms[v].range = r;
     RETURN_IF_ERROR(pass([&](const std::string& v, const Tensor& t) { histograms[v].Add(t); }));
-    for (auto& [v, r] : ranges) r = histograms[v].Clipped(options.percentile);
+    for (auto& [v, r] : ranges) {
+      const Histogram& h = histograms[v];
+      r = options.calibration == Calibration::kPercentile ? h.Clipped(options.percentile) : h.LeastSquareError();
+    }
   }
   return ranges;
 }

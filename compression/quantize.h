@@ -7,7 +7,8 @@
 // int8 kernels), and by slimserve's int8 kernels.
 //
 // Static quantization fixes the activation scales from calibration runs
-// (the min and max each activation took, or percentiles of its values);
+// (the min and max each activation took, percentiles of its values, or the
+// range that minimizes the quantization error);
 // dynamic quantization computes them per request with DynamicQuantizeLinear.
 //
 //   RETURN_IF_ERROR(Optimize(graph, {.fuse = false}));  // fold BN first
@@ -28,6 +29,7 @@ namespace slimserve::compression {
 enum class Calibration {
   kMinMax,      // the whole range each activation took
   kPercentile,  // clipped at the `percentile`-th percentile of each tail
+  kMse,         // the clipped range whose uint8 quantization error (mean square) is least
 };
 
 struct QuantizeOptions {

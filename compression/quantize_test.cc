@@ -55,10 +55,19 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
   const DataSet train = Load(Folded(), "fashion_mnist_train.npz");
   ASSERT_EQ(test.rows(), 10000);
   ASSERT_GE(train.rows(), 1000);
-  for (bool dynamic : {false, true}) {
+  struct Mode {
+    const char* name;
+    bool dynamic;
+    Calibration calibration;
+  };
+  for (const Mode& mode : {Mode{"static, min/max", false, Calibration::kMinMax},
+                           Mode{"static, least square error", false, Calibration::kMse},
+                           Mode{"dynamic", true, Calibration::kMinMax}}) {
+    const bool dynamic = mode.dynamic;
     Graph graph = Folded();
     QuantizeOptions options;
     options.dynamic = dynamic;
+    options.calibration = mode.calibration;
     auto report = Quantize(graph, options, train.Batches(0, 1000, 100));
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_EQ(report->quantized.size(), 6u);  // 4 Conv, 2 Gemm
@@ -73,11 +82,11 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
 
     auto e = Evaluate(Folded(), graph, test, {});
     ASSERT_TRUE(e.ok()) << e.status();
-    std::printf("int8-%s: top-1 %.2f %% (fp32 %.2f %%, %+.2f points), agreement %.2f %%, SQNR %.1f dB, cosine %.5f\n",
-                dynamic ? "dynamic" : "static", e->variant_top1, e->original_top1, e->variant_top1 - e->original_top1,
+    std::printf("int8 %s: top-1 %.2f %% (fp32 %.2f %%, %+.2f points), agreement %.2f %%, SQNR %.1f dB, cosine %.5f\n",
+                mode.name, e->variant_top1, e->original_top1, e->variant_top1 - e->original_top1,
                 e->agreement, e->sqnr_db, e->cosine);
     EXPECT_GE(e->original_top1, 91.0);
-    EXPECT_GE(e->variant_top1, e->original_top1 - 0.3);
+    EXPECT_GE(e->variant_top1, e->original_top1 - 0.3) << mode.name;
     EXPECT_LT(e->agreement, 100.0);  // quantized for real: some answers move
     EXPECT_GT(e->sqnr_db, 20.0);
 
@@ -99,6 +108,7 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
 // 0.3 in the fp32 probability map that are above 0.3 in the int8 one, and the
 // reverse. Measured: min/max calibration 94.2 % / 95.7 %; percentiles 99.9
 // 94.9 / 97.9, 99.95 96.5 / 97.7, 99.99 96.1 / 96.0, 99.999 91.9 / 93.5;
+// MSE-optimal ranges 95.7 / 97.4; dynamic (per-image min/max) 91.0 / 91.6;
 // keeping the first or the last convolutions in fp32 changes nothing. The
 // target is 98 %: it needs a better calibration (entropy, MSE) or per-layer
 // sensitivity; until then this guards what 99.95 gives.
