@@ -1,5 +1,6 @@
 // slimctl compress --offline: the compression pipeline on a file, no server.
 #include <iostream>
+#include <map>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -19,11 +20,12 @@ namespace slimserve::cli {
 namespace {
 
 constexpr char kCompressUsage[] =
-    "usage: slimctl compress --offline MODEL.onnx --profile int8-static|int8-dynamic -o OUT.onnx [options]\n"
+    "usage: slimctl compress --offline MODEL.onnx --profile int8-static|int8-dynamic|bf16 -o OUT.onnx [options]\n"
     "Builds a compressed variant of MODEL.onnx in this process and writes it as ONNX: int8 in QDQ form\n"
     "(QuantizeLinear/DequantizeLinear around the original ops), which ONNX Runtime runs too.\n"
     "  --profile P        int8-static: activation ranges calibrated on --data (min/max);\n"
-    "                     int8-dynamic: activation ranges computed per request\n"
+    "                     int8-dynamic: activation ranges computed per request;\n"
+    "                     bf16: weights and activations rounded to bfloat16\n"
     "  --data FILE.npz    calibration data (int8-static): arrays named after the model's inputs\n"
     "  --samples N        calibration rows taken from --data (default 512)\n"
     "  --calibration C    minmax (default: the whole range of each activation), percentile, or mse (the\n"
@@ -43,9 +45,13 @@ absl::Status Compress(const Args& args) {
     return absl::InvalidArgumentError("give MODEL.onnx and -o OUT.onnx (see --help)");
   }
   const std::string profile = args.Get("profile");
-  if (profile != "int8-static" && profile != "int8-dynamic") {
+  const std::map<std::string, compression::Precision> profiles = {
+      {"int8-static", compression::Precision::kInt8Static},
+      {"int8-dynamic", compression::Precision::kInt8Dynamic},
+      {"bf16", compression::Precision::kBf16}};
+  if (!profiles.count(profile)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown profile '", profile, "'; offline profiles: int8-static, int8-dynamic"));
+        absl::StrCat("unknown profile '", profile, "'; offline profiles: int8-static, int8-dynamic, bf16"));
   }
   ASSIGN_OR_RETURN(int64_t threads, args.GetInt("threads", 0));
   ASSIGN_OR_RETURN(int64_t samples, args.GetInt("samples", 512));
@@ -55,7 +61,7 @@ absl::Status Compress(const Args& args) {
   RETURN_IF_ERROR(runtime::Optimize(original, fold));
 
   compression::QuantizeOptions options;
-  options.dynamic = profile == "int8-dynamic";
+  options.precision = profiles.at(profile);
   options.keep_fp32 = args.GetAll("keep-fp32");
   options.num_threads = static_cast<int>(threads);
   const std::string calibration_method = args.Get("calibration", "minmax");
@@ -72,7 +78,7 @@ absl::Status Compress(const Args& args) {
         absl::StrCat("unknown calibration '", calibration_method, "'; known: minmax, percentile, mse"));
   }
   std::vector<std::vector<runtime::Tensor>> calibration;
-  if (!options.dynamic) {
+  if (options.precision == compression::Precision::kInt8Static) {
     if (!args.Has("data")) return absl::InvalidArgumentError("int8-static needs calibration data: --data FILE.npz");
     ASSIGN_OR_RETURN(compression::DataSet data, compression::LoadDataSet(args.Get("data"), original));
     calibration = data.Batches(0, samples, 64);
@@ -80,7 +86,7 @@ absl::Status Compress(const Args& args) {
   }
   runtime::Graph variant = original;
   ASSIGN_OR_RETURN(compression::QuantizeReport report, compression::Quantize(variant, options, calibration));
-  std::cout << "quantized " << report.quantized.size() << " nodes to int8\n";
+  std::cout << "quantized " << report.quantized.size() << " nodes to " << (profile == "bf16" ? "bf16" : "int8") << "\n";
   for (const std::string& kept : report.kept_fp32) std::cout << "  fp32: " << kept << "\n";
   RETURN_IF_ERROR(runtime::ExportOnnxFile(variant, args.Get("o")));
   std::cout << "wrote " << args.Get("o") << "\n";

@@ -24,7 +24,7 @@ constexpr char kUsage[] =
     "  run      run a model once on inputs from .npy files and print its outputs\n"
     "  bench    time a model: median, p90, p99 latency and throughput\n"
     "  inspect  show a model's inputs, outputs and which backend runs each node\n"
-    "  compress --offline  build an int8 variant of a model file, evaluate it, write it as ONNX\n";
+    "  compress --offline  build an int8 or bf16 variant of a model file, evaluate it, write it as ONNX\n";
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 
@@ -222,6 +223,23 @@ Node MakeNode(const std::string& op, const std::string& name, std::vector<std::s
   return n;
 }
 
+Node CastNode(const std::string& in, const std::string& out, DataType to) {
+  Node n = MakeNode("Cast", out + "_cast", {in}, {out});
+  n.attributes["to"].i = static_cast<int64_t>(to);
+  return n;
+}
+
+// Round to nearest even; the values stay finite (weights are).
+Tensor ToBf16(const Tensor& w) {
+  Tensor out = *Tensor::Allocate(DataType::kBFloat16, w.shape());
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, w.data<float>() + i, 4);
+    out.data<uint16_t>()[i] = static_cast<uint16_t>((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& options,
@@ -246,7 +264,7 @@ absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& opt
         "the model has no Conv, Gemm or MatMul with constant float weights to quantize");
   }
   std::map<std::string, Range> ranges;
-  if (!options.dynamic) {
+  if (options.precision == Precision::kInt8Static) {
     if (calibration.empty()) return absl::InvalidArgumentError("static quantization needs calibration data");
     ASSIGN_OR_RETURN(ranges, Calibrate(graph, activations, calibration, options, report.calibration_rows));
   }
@@ -265,7 +283,10 @@ absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& opt
     const std::string x = node.inputs[0];
     if (!dequantized.count(x)) {
       const std::string q = x + "_quantized", dq = x + "_dequantized";
-      if (options.dynamic) {
+      if (options.precision == Precision::kBf16) {
+        nodes.push_back(CastNode(x, q, DataType::kBFloat16));
+        nodes.push_back(CastNode(q, dq, DataType::kFloat32));
+      } else if (options.precision == Precision::kInt8Dynamic) {
         const std::string scale = x + "_scale", zero = x + "_zero_point";
         nodes.push_back(MakeNode("DynamicQuantizeLinear", x + "_quantize", {x}, {q, scale, zero}));
         nodes.push_back(MakeNode("DequantizeLinear", x + "_dequantize", {q, scale, zero}, {dq}));
@@ -284,6 +305,11 @@ absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& opt
     node.inputs[0] = dequantized[x];
 
     const std::string w = node.inputs[target.weight_input];
+    if (!dequantized.count(w) && options.precision == Precision::kBf16) {
+      const std::string rounded = AddConstant(graph, w + "_bf16", ToBf16(graph.initializers.at(w)));
+      nodes.push_back(CastNode(rounded, w + "_dequantized", DataType::kFloat32));
+      dequantized[w] = w + "_dequantized";
+    }
     if (!dequantized.count(w)) {  // (weights may be shared)
       ASSIGN_OR_RETURN(QuantizedWeights qw, QuantizeWeights(graph.initializers.at(w), target.weight_axis));
       const std::string values = AddConstant(graph, w + "_quantized", std::move(qw.values));

@@ -10,6 +10,8 @@
 // (the min and max each activation took, percentiles of its values, or the
 // range that minimizes the quantization error);
 // dynamic quantization computes them per request with DynamicQuantizeLinear.
+// bf16 rounds the same nodes' weights and activations to bfloat16 instead
+// (Cast to bfloat16 and back), the form a bf16 kernel computes in.
 //
 //   RETURN_IF_ERROR(Optimize(graph, {.fuse = false}));  // fold BN first
 //   ASSIGN_OR_RETURN(QuantizeReport report, Quantize(graph, options, calibration_batches));
@@ -32,8 +34,14 @@ enum class Calibration {
   kMse,         // the clipped range whose uint8 quantization error (mean square) is least
 };
 
+enum class Precision {
+  kInt8Static,   // activation scales from calibration data
+  kInt8Dynamic,  // activation scales per request, no calibration
+  kBf16,         // weights and activations rounded to bfloat16 (Cast pairs)
+};
+
 struct QuantizeOptions {
-  bool dynamic = false;                // activation scales per request, no calibration
+  Precision precision = Precision::kInt8Static;
   Calibration calibration = Calibration::kMinMax;
   double percentile = 99.99;
   std::vector<std::string> keep_fp32;  // node names or op types left in fp32
@@ -41,7 +49,7 @@ struct QuantizeOptions {
 };
 
 struct QuantizeReport {
-  std::vector<std::string> quantized;  // Node::Describe() of each quantized node
+  std::vector<std::string> quantized;  // Node::Describe() of each quantized (or bf16) node
   std::vector<std::string> kept_fp32;  // the others that could have been, and why
   int64_t calibration_rows = 0;
 };

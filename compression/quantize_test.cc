@@ -1,6 +1,6 @@
 // Quantization of the Fashion-MNIST example, measured on real data: the
 // 10,000 test images, calibrated on 1,000 training images (both written by
-// tools/make_eval_set.py). Budget: int8 static and dynamic within 0.3 points
+// tools/make_eval_set.py). Budget: int8 static and dynamic, and bf16, within 0.3 points
 // of fp32 top-1.
 //
 // Usage: quantize_test MODEL.onnx CACHE_DIR (datasets/ and real_models/ in it)
@@ -57,32 +57,36 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
   ASSERT_GE(train.rows(), 1000);
   struct Mode {
     const char* name;
-    bool dynamic;
+    Precision precision;
     Calibration calibration;
   };
-  for (const Mode& mode : {Mode{"static, min/max", false, Calibration::kMinMax},
-                           Mode{"static, least square error", false, Calibration::kMse},
-                           Mode{"dynamic", true, Calibration::kMinMax}}) {
-    const bool dynamic = mode.dynamic;
+  for (const Mode& mode : {Mode{"int8 static, min/max", Precision::kInt8Static, Calibration::kMinMax},
+                           Mode{"int8 static, least square error", Precision::kInt8Static, Calibration::kMse},
+                           Mode{"int8 dynamic", Precision::kInt8Dynamic, Calibration::kMinMax},
+                           Mode{"bf16", Precision::kBf16, Calibration::kMinMax}}) {
     Graph graph = Folded();
     QuantizeOptions options;
-    options.dynamic = dynamic;
+    options.precision = mode.precision;
     options.calibration = mode.calibration;
     auto report = Quantize(graph, options, train.Batches(0, 1000, 100));
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_EQ(report->quantized.size(), 6u);  // 4 Conv, 2 Gemm
     EXPECT_TRUE(report->kept_fp32.empty());
-    EXPECT_EQ(report->calibration_rows, dynamic ? 0 : 1000);
+    EXPECT_EQ(report->calibration_rows, mode.precision == Precision::kInt8Static ? 1000 : 0);
     const auto count = [&](const std::string& op) {
       return std::count_if(graph.nodes.begin(), graph.nodes.end(), [&](const auto& n) { return n.op_type == op; });
     };
-    // One quantize-dequantize pair per distinct activation input, one dequantize per weight.
-    EXPECT_EQ(count(dynamic ? "DynamicQuantizeLinear" : "QuantizeLinear"), 6);
-    EXPECT_EQ(count("DequantizeLinear"), 12);
+    // A quantize-dequantize (or Cast) pair per distinct activation input, one dequantize (Cast) per weight.
+    if (mode.precision == Precision::kBf16) {
+      EXPECT_EQ(count("Cast"), 18);
+    } else {
+      EXPECT_EQ(count(mode.precision == Precision::kInt8Dynamic ? "DynamicQuantizeLinear" : "QuantizeLinear"), 6);
+      EXPECT_EQ(count("DequantizeLinear"), 12);
+    }
 
     auto e = Evaluate(Folded(), graph, test, {});
     ASSERT_TRUE(e.ok()) << e.status();
-    std::printf("int8 %s: top-1 %.2f %% (fp32 %.2f %%, %+.2f points), agreement %.2f %%, SQNR %.1f dB, cosine %.5f\n",
+    std::printf("%s: top-1 %.2f %% (fp32 %.2f %%, %+.2f points), agreement %.2f %%, SQNR %.1f dB, cosine %.5f\n",
                 mode.name, e->variant_top1, e->original_top1, e->variant_top1 - e->original_top1,
                 e->agreement, e->sqnr_db, e->cosine);
     EXPECT_GE(e->original_top1, 91.0);
@@ -168,7 +172,7 @@ TEST(Quantize, PpOcrDetectionMapsAgree) {
 TEST(Quantize, KeepsNamedNodesInFp32) {
   Graph graph = Folded();
   QuantizeOptions options;
-  options.dynamic = true;
+  options.precision = Precision::kInt8Dynamic;
   options.keep_fp32 = {"Gemm"};
   auto report = Quantize(graph, options, {});
   ASSERT_TRUE(report.ok()) << report.status();
