@@ -179,6 +179,20 @@ TEST(Quantize, KeepsNamedNodesInFp32) {
   EXPECT_EQ(report->quantized.size(), 4u);
   ASSERT_EQ(report->kept_fp32.size(), 2u);
   EXPECT_NE(report->kept_fp32[0].find("kept in fp32 as asked"), std::string::npos);
+
+  // Export and import give back the same graph.
+  auto bytes = runtime::ExportOnnxBytes(graph);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto reread = runtime::ImportOnnxBytes(*bytes, "", {});
+  ASSERT_TRUE(reread.ok()) << reread.status();
+  EXPECT_EQ(reread->nodes.size(), graph.nodes.size());
+  EXPECT_EQ(reread->initializers.size(), graph.initializers.size());
+  for (const auto& [name, t] : graph.initializers) {
+    ASSERT_TRUE(reread->initializers.contains(name)) << name;
+    const Tensor& u = reread->initializers.at(name);
+    EXPECT_EQ(u.shape(), t.shape()) << name;
+    EXPECT_EQ(std::memcmp(u.raw_data(), t.raw_data(), t.byte_size()), 0) << name;
+  }
 }
 
 TEST(Quantize, StaticNeedsCalibrationData) {
