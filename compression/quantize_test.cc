@@ -169,6 +169,32 @@ TEST(Quantize, PpOcrDetectionMapsAgree) {
   EXPECT_GE(int8_kept, kDetectionBudget);
 }
 
+// PP-OCR's text direction classifier on rendered lines, half of them upside
+// down (tools/make_text_pages.py --lines): calibrated on 64 lines, compared
+// on 400 others. Budget: top-1 agreement with fp32 at least 99 %. Measured:
+// min/max 99.0 %, least squared error 99.5 %, percentile 99.99 100 %.
+TEST(Quantize, PpOcrClassifierAgrees) {
+  auto cls = runtime::ImportOnnxFile(cache_dir + "/real_models/ppocr_cls_mobile_v2/model.onnx", {});
+  ASSERT_TRUE(cls.ok()) << cls.status();
+  runtime::OptimizeOptions fold;
+  fold.fuse = false;
+  ASSERT_TRUE(runtime::Optimize(*cls, fold).ok());
+  const DataSet calibration = Load(*cls, "text_lines_calibration.npz");
+  const DataSet lines = Load(*cls, "text_lines_evaluation.npz");
+  ASSERT_GT(lines.rows(), 0);
+  Graph int8 = *cls;
+  QuantizeOptions options;
+  options.calibration = Calibration::kPercentile;  // 99.99
+  auto report = Quantize(int8, options, calibration.Batches(0, calibration.rows(), 16));
+  ASSERT_TRUE(report.ok()) << report.status();
+  auto e = Evaluate(*cls, std::move(int8), lines, {.batch = 16});
+  ASSERT_TRUE(e.ok()) << e.status();
+  std::printf("direction classifier, %lld lines: fp32 top-1 %.2f %%, int8 %.2f %%, agreement %.2f %%, SQNR %.1f dB\n",
+              static_cast<long long>(e->rows), e->original_top1, e->variant_top1, e->agreement, e->sqnr_db);
+  EXPECT_GE(e->original_top1, 90.0);  // the lines are what the model knows
+  EXPECT_GE(e->agreement, 99.0);
+}
+
 TEST(Quantize, KeepsNamedNodesInFp32) {
   Graph graph = Folded();
   QuantizeOptions options;

@@ -4,11 +4,15 @@ evaluation of the text detector.
 
 Usage:
     /usr/bin/python3 tools/make_text_pages.py --out FILE.npz [--pages N] [--size S] [--seed K]
+    /usr/bin/python3 tools/make_text_pages.py --lines --out FILE.npz [--pages N] [--seed K]
 
 Writes FILE.npz with array `x` float32 [N,3,S,S]: white pages with lines of
 random words in DejaVu fonts (Debian's fonts-dejavu-core) of random sizes and
 grey levels, normalized as PaddleOCR's detector expects ((v / 255 - mean) / std,
-ImageNet mean and std). Needs python3-pil and numpy.
+ImageNet mean and std). With --lines: N single lines of text as PaddleOCR's
+direction classifier takes them, `x` [N,3,48,192] ((v / 255 - 0.5) / 0.5),
+every other one turned upside down, and `labels` int64 [N] (0 upright, 1
+turned). Needs python3-pil and numpy.
 """
 import argparse
 import os
@@ -45,17 +49,39 @@ def page(size, rng):
     return ((v - MEAN) / STD).transpose(2, 0, 1)
 
 
+def text_line(rng, turned):
+    font = ImageFont.truetype(rng.choice([f for f in FONTS if os.path.exists(f)]), rng.randint(26, 34))
+    line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 4)))
+    width = int(font.getlength(line)) + 8
+    img = Image.new("RGB", (width, 48), (255, 255, 255))
+    grey = rng.randint(0, 90)
+    ImageDraw.Draw(img).text((4, 4), line, fill=(grey, grey, grey), font=font)
+    if turned:
+        img = img.rotate(180)
+    # Resized to height 48 (already) and at most 192 wide, padded with zeros on the right.
+    img = img.resize((min(192, width), 48))
+    v = (np.asarray(img, np.float32) / 255.0 - 0.5) / 0.5
+    out = np.zeros((48, 192, 3), np.float32)
+    out[:, :v.shape[1]] = v
+    return out.transpose(2, 0, 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--pages", type=int, default=4)
     ap.add_argument("--size", type=int, default=640)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lines", action="store_true", help="single text lines for the direction classifier")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    x = np.stack([page(args.size, rng) for _ in range(args.pages)]).astype(np.float32)
     tmp = args.out + ".tmp.npz"
-    np.savez(tmp, x=x)
+    if args.lines:
+        x = np.stack([text_line(rng, i % 2 == 1) for i in range(args.pages)]).astype(np.float32)
+        np.savez(tmp, x=x, labels=np.arange(args.pages, dtype=np.int64) % 2)
+    else:
+        x = np.stack([page(args.size, rng) for _ in range(args.pages)]).astype(np.float32)
+        np.savez(tmp, x=x)
     os.replace(tmp, args.out)
     print("wrote %s: x %s" % (args.out, x.shape))
     return 0

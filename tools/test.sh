@@ -23,6 +23,12 @@ for set in calibration:1 evaluation:2; do
   f=$cache/datasets/text_pages_${set%%:*}.npz
   [[ -f $f ]] || /usr/bin/python3 tools/make_text_pages.py --out "$f" --pages 4 --seed "${set##*:}"
 done
+# Rendered text lines, half upside down, for the PP-OCR direction classifier.
+for set in calibration:64:3 evaluation:400:4; do
+  IFS=: read -r name count seed <<< "$set"
+  f=$cache/datasets/text_lines_$name.npz
+  [[ -f $f ]] || /usr/bin/python3 tools/make_text_pages.py --lines --out "$f" --pages "$count" --seed "$seed"
+done
 
 # Sleeping OpenMP waits: the tests time nothing, and CI machines are shared (spinning waits
 # stall there; see bench/README.md).
