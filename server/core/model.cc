@@ -181,6 +181,10 @@ absl::StatusOr<std::vector<Tensor>> Model::ArrangeInputs(std::vector<std::pair<s
   return arranged;
 }
 
+int64_t Model::Rows(const InferRequest& request) const {
+  return config_.max_batch_size() > 0 && !request.inputs.empty() ? request.inputs[0].shape()[0] : 1;
+}
+
 absl::StatusOr<int> Model::OutputIndex(const std::string& name) const {
   std::vector<std::string> names;
   for (int i = 0; i < config_.output_size(); ++i) {
@@ -202,7 +206,7 @@ Model::~Model() {
 
 void Model::Submit(InferRequest request, Done done) {
   auto mine = std::make_shared<Pending>();
-  mine->rows = config_.max_batch_size() > 0 && !request.inputs.empty() ? request.inputs[0].shape()[0] : 1;
+  mine->rows = Rows(request);
   mine->request = std::move(request);
   mine->enqueued = Clock::now();
   mine->done = std::move(done);

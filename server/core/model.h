@@ -87,6 +87,8 @@ class Model {
   // config order. `inputs` are (name, tensor) in any order.
   absl::StatusOr<std::vector<runtime::Tensor>> ArrangeInputs(
       std::vector<std::pair<std::string, runtime::Tensor>> inputs) const;
+  // Inferences in `request`: its batch size when the model batches, else 1.
+  int64_t Rows(const InferRequest& request) const;
   // Index of output `name` in config().output(), or NotFound naming the outputs.
   absl::StatusOr<int> OutputIndex(const std::string& name) const;
 

@@ -4,7 +4,6 @@
 #include <future>
 #include <thread>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/status_macros.h"
@@ -145,7 +144,7 @@ void InferenceService::Infer(const inference::ModelInferRequest& request, infere
     record(checked, {}, 1);
     return finish(checked);
   }
-  const int64_t rows = model->config().max_batch_size() > 0 && !run.inputs.empty() ? run.inputs[0].shape()[0] : 1;
+  const int64_t rows = model->Rows(run);
   model->Submit(std::move(run), [&request, &response, model, names = std::move(names), rows, record,
                                  finish](absl::StatusOr<InferResult> result) {
     if (result.ok()) {
