@@ -16,13 +16,12 @@ namespace {
 
 using runtime::Tensor;
 
-struct Compiled {
-  runtime::BackendSet backends;
-  std::unique_ptr<runtime::Executor> executor;
-};
+int64_t ArgMax(const float* row, int64_t n) { return std::max_element(row, row + n) - row; }
 
-absl::StatusOr<Compiled> Compile(runtime::Graph graph, int num_threads) {
-  Compiled c;
+}  // namespace
+
+absl::StatusOr<CompiledGraph> Compile(runtime::Graph graph, int num_threads) {
+  CompiledGraph c;
   RETURN_IF_ERROR(runtime::Optimize(graph, {}));
   ASSIGN_OR_RETURN(c.backends, runtime::MakeBackends("auto", num_threads));
   runtime::ExecutorOptions options;
@@ -32,14 +31,10 @@ absl::StatusOr<Compiled> Compile(runtime::Graph graph, int num_threads) {
   return c;
 }
 
-int64_t ArgMax(const float* row, int64_t n) { return std::max_element(row, row + n) - row; }
-
-}  // namespace
-
 absl::StatusOr<Evaluation> Evaluate(runtime::Graph original, runtime::Graph variant, const DataSet& data,
                                     const EvaluateOptions& options) {
-  ASSIGN_OR_RETURN(Compiled a, Compile(std::move(original), options.num_threads));
-  ASSIGN_OR_RETURN(Compiled b, Compile(std::move(variant), options.num_threads));
+  ASSIGN_OR_RETURN(CompiledGraph a, Compile(std::move(original), options.num_threads));
+  ASSIGN_OR_RETURN(CompiledGraph b, Compile(std::move(variant), options.num_threads));
   const int64_t rows = options.max_rows > 0 ? std::min(options.max_rows, data.rows()) : data.rows();
   Evaluation e;
   int64_t right_a = 0, right_b = 0, same = 0;

@@ -8,9 +8,12 @@
 #define SLIMSERVE_COMPRESSION_EVALUATE_H_
 
 #include <cstdint>
+#include <memory>
 
 #include "absl/status/statusor.h"
 #include "compression/dataset.h"
+#include "runtime/backends.h"
+#include "runtime/executor.h"
 #include "runtime/graph.h"
 
 namespace slimserve::compression {
@@ -29,6 +32,13 @@ struct Evaluation {
   double sqnr_db = 0;         // 10 log10(sum original^2 / sum (original - variant)^2)
   double cosine = 0;
 };
+
+// A graph optimized and compiled with the automatic backend choice.
+struct CompiledGraph {
+  runtime::BackendSet backends;  // the executor's kernels borrow them
+  std::unique_ptr<runtime::Executor> executor;
+};
+absl::StatusOr<CompiledGraph> Compile(runtime::Graph graph, int num_threads);
 
 // Both graphs are optimized and compiled here; their first outputs must have
 // rows first (classes along the last dimension for top-1).

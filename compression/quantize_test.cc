@@ -40,14 +40,43 @@ DataSet Load(const Graph& graph, const std::string& name) {
   return data.ok() ? *std::move(data) : DataSet{};
 }
 
-// The model with BatchNorm folded and no fusion: standard ONNX ops.
-Graph Folded() {
-  auto graph = runtime::ImportOnnxFile(model_path, {});
+// A model with BatchNorm folded and no fusion: standard ONNX ops (the
+// Fashion-MNIST example unless told).
+Graph Folded(const std::string& path = model_path) {
+  auto graph = runtime::ImportOnnxFile(path, {});
   EXPECT_TRUE(graph.ok()) << graph.status();
   runtime::OptimizeOptions fold;
   fold.fuse = false;
   EXPECT_TRUE(runtime::Optimize(*graph, fold).ok());
   return *std::move(graph);
+}
+
+// The same nodes (types, names, inputs, outputs, integer attributes) and the
+// same initializers, byte for byte.
+void ExpectSameGraph(const Graph& expected, const Graph& actual) {
+  ASSERT_EQ(actual.nodes.size(), expected.nodes.size());
+  for (size_t i = 0; i < expected.nodes.size(); ++i) {
+    const runtime::Node& a = actual.nodes[i];
+    const runtime::Node& e = expected.nodes[i];
+    EXPECT_EQ(a.op_type, e.op_type) << e.name;
+    EXPECT_EQ(a.name, e.name);
+    EXPECT_EQ(a.inputs, e.inputs) << e.name;
+    EXPECT_EQ(a.outputs, e.outputs) << e.name;
+    ASSERT_EQ(a.attributes.size(), e.attributes.size()) << e.name;
+    for (const auto& [key, value] : e.attributes) {
+      ASSERT_TRUE(a.Has(key)) << e.name << " " << key;
+      EXPECT_EQ(a.attributes.at(key).i, value.i) << e.name << " " << key;
+      EXPECT_EQ(a.attributes.at(key).ints, value.ints) << e.name << " " << key;
+    }
+  }
+  EXPECT_EQ(actual.initializers.size(), expected.initializers.size());
+  for (const auto& [name, t] : expected.initializers) {
+    ASSERT_TRUE(actual.initializers.contains(name)) << name;
+    const Tensor& u = actual.initializers.at(name);
+    EXPECT_EQ(u.dtype(), t.dtype()) << name;
+    EXPECT_EQ(u.shape(), t.shape()) << name;
+    EXPECT_EQ(std::memcmp(u.raw_data(), t.raw_data(), t.byte_size()), 0) << name;
+  }
 }
 
 TEST(Quantize, FashionMnistTop1WithinBudget) {
@@ -94,16 +123,12 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
     EXPECT_LT(e->agreement, 100.0);  // quantized for real: some answers move
     EXPECT_GT(e->sqnr_db, 20.0);
 
-    // The exported file is the same model (up to float rounding: the two
-    // executors may each pick other kernels, e.g. Winograd or direct).
+    // The exported file is the same model.
     const std::string path = ::testing::TempDir() + "/int8.onnx";
     ASSERT_TRUE(runtime::ExportOnnxFile(graph, path).ok());
     auto reread = runtime::ImportOnnxFile(path, {});
     ASSERT_TRUE(reread.ok()) << reread.status();
-    auto same = Evaluate(graph, *std::move(reread), test, {.max_rows = 1000});
-    ASSERT_TRUE(same.ok()) << same.status();
-    EXPECT_EQ(same->agreement, 100.0);
-    EXPECT_GT(same->sqnr_db, 100.0);
+    ExpectSameGraph(graph, *reread);
   }
 }
 
@@ -114,19 +139,15 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
 // 94.9 / 97.9, 99.95 96.5 / 97.7, 99.99 96.1 / 96.0, 99.999 91.9 / 93.5;
 // MSE-optimal ranges 95.7 / 97.4; dynamic (per-image min/max) 91.0 / 91.6;
 // keeping the first or the last convolutions in fp32 changes nothing. The
-// target is 98 %: it needs a better calibration (entropy, MSE) or per-layer
+// target is 98 %: it needs another calibration (entropy) or per-layer
 // sensitivity; until then this guards what 99.95 gives.
 constexpr double kDetectionBudget = 96.0;
 TEST(Quantize, PpOcrDetectionMapsAgree) {
-  auto det = runtime::ImportOnnxFile(cache_dir + "/real_models/ppocr_det_v4/model.onnx", {});
-  ASSERT_TRUE(det.ok()) << det.status();
-  runtime::OptimizeOptions fold;
-  fold.fuse = false;
-  ASSERT_TRUE(runtime::Optimize(*det, fold).ok());
-  const DataSet calibration = Load(*det, "text_pages_calibration.npz");
-  const DataSet pages = Load(*det, "text_pages_evaluation.npz");
+  const Graph det = Folded(cache_dir + "/real_models/ppocr_det_v4/model.onnx");
+  const DataSet calibration = Load(det, "text_pages_calibration.npz");
+  const DataSet pages = Load(det, "text_pages_evaluation.npz");
   ASSERT_GT(pages.rows(), 0);
-  Graph int8 = *det;
+  Graph int8 = det;
   QuantizeOptions options;
   options.calibration = Calibration::kPercentile;
   options.percentile = 99.95;
@@ -135,21 +156,13 @@ TEST(Quantize, PpOcrDetectionMapsAgree) {
   std::printf("quantized %zu nodes, %zu kept in fp32\n", report->quantized.size(), report->kept_fp32.size());
   for (const auto& kept : report->kept_fp32) std::printf("  fp32: %s\n", kept.c_str());
 
-  auto compile = [](Graph g) {
-    EXPECT_TRUE(runtime::Optimize(g, {}).ok());
-    auto backends = runtime::MakeBackends("auto", 0);
-    runtime::ExecutorOptions options;
-    options.backends = backends->pointers();
-    auto executor = runtime::Executor::Create(std::move(g), options);
-    EXPECT_TRUE(executor.ok()) << executor.status();
-    return std::make_pair(*std::move(backends), *std::move(executor));
-  };
-  auto [fp32_backends, fp32] = compile(*det);
-  auto [int8_backends, quantized] = compile(std::move(int8));
+  auto fp32 = Compile(det, 0);
+  auto quantized = Compile(std::move(int8), 0);
+  ASSERT_TRUE(fp32.ok() && quantized.ok());
   int64_t text_fp32 = 0, text_int8 = 0, both = 0;
   for (const auto& page : pages.Batches(0, pages.rows(), 1)) {
-    auto a = fp32->Run(page);
-    auto b = quantized->Run(page);
+    auto a = fp32->executor->Run(page);
+    auto b = quantized->executor->Run(page);
     ASSERT_TRUE(a.ok() && b.ok());
     const Tensor& x = (*a)[0];
     const Tensor& y = (*b)[0];
@@ -174,20 +187,16 @@ TEST(Quantize, PpOcrDetectionMapsAgree) {
 // on 400 others. Budget: top-1 agreement with fp32 at least 99 %. Measured:
 // min/max 99.0 %, least squared error 99.5 %, percentile 99.99 100 %.
 TEST(Quantize, PpOcrClassifierAgrees) {
-  auto cls = runtime::ImportOnnxFile(cache_dir + "/real_models/ppocr_cls_mobile_v2/model.onnx", {});
-  ASSERT_TRUE(cls.ok()) << cls.status();
-  runtime::OptimizeOptions fold;
-  fold.fuse = false;
-  ASSERT_TRUE(runtime::Optimize(*cls, fold).ok());
-  const DataSet calibration = Load(*cls, "text_lines_calibration.npz");
-  const DataSet lines = Load(*cls, "text_lines_evaluation.npz");
+  const Graph cls = Folded(cache_dir + "/real_models/ppocr_cls_mobile_v2/model.onnx");
+  const DataSet calibration = Load(cls, "text_lines_calibration.npz");
+  const DataSet lines = Load(cls, "text_lines_evaluation.npz");
   ASSERT_GT(lines.rows(), 0);
-  Graph int8 = *cls;
+  Graph int8 = cls;
   QuantizeOptions options;
   options.calibration = Calibration::kPercentile;  // 99.99
   auto report = Quantize(int8, options, calibration.Batches(0, calibration.rows(), 16));
   ASSERT_TRUE(report.ok()) << report.status();
-  auto e = Evaluate(*cls, std::move(int8), lines, {.batch = 16});
+  auto e = Evaluate(cls, std::move(int8), lines, {.batch = 16});
   ASSERT_TRUE(e.ok()) << e.status();
   std::printf("direction classifier, %lld lines: fp32 top-1 %.2f %%, int8 %.2f %%, agreement %.2f %%, SQNR %.1f dB\n",
               static_cast<long long>(e->rows), e->original_top1, e->variant_top1, e->agreement, e->sqnr_db);
@@ -211,14 +220,7 @@ TEST(Quantize, KeepsNamedNodesInFp32) {
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   auto reread = runtime::ImportOnnxBytes(*bytes, "", {});
   ASSERT_TRUE(reread.ok()) << reread.status();
-  EXPECT_EQ(reread->nodes.size(), graph.nodes.size());
-  EXPECT_EQ(reread->initializers.size(), graph.initializers.size());
-  for (const auto& [name, t] : graph.initializers) {
-    ASSERT_TRUE(reread->initializers.contains(name)) << name;
-    const Tensor& u = reread->initializers.at(name);
-    EXPECT_EQ(u.shape(), t.shape()) << name;
-    EXPECT_EQ(std::memcmp(u.raw_data(), t.raw_data(), t.byte_size()), 0) << name;
-  }
+  ExpectSameGraph(graph, *reread);
 }
 
 TEST(Quantize, StaticNeedsCalibrationData) {
