@@ -41,6 +41,7 @@ absl::StatusOr<Evaluation> Evaluate(runtime::Graph original, runtime::Graph vari
   double signal = 0, noise = 0, dot = 0, norm_b = 0;
   int64_t row = 0;
   for (const auto& batch : data.Batches(0, rows, options.batch)) {
+    RETURN_IF_ERROR(Report(options.progress, static_cast<double>(row) / rows));
     ASSIGN_OR_RETURN(std::vector<Tensor> out_a, a.executor->Run(batch));
     ASSIGN_OR_RETURN(std::vector<Tensor> out_b, b.executor->Run(batch));
     const Tensor& x = out_a[0];

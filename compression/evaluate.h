@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "compression/dataset.h"
+#include "compression/progress.h"
 #include "runtime/backends.h"
 #include "runtime/executor.h"
 #include "runtime/graph.h"
@@ -22,6 +23,7 @@ struct EvaluateOptions {
   int64_t max_rows = 0;  // 0: all
   int64_t batch = 100;
   int num_threads = 0;
+  Progress progress;  // may be empty
 };
 
 struct Evaluation {

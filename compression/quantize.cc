@@ -124,6 +124,57 @@ struct Histogram {
     for (int64_t seen = counts[high]; seen <= tail && high > 0; seen += counts[--high]) {}
     return Range{std::min(0.0f, range.lo + low * width), std::max(0.0f, range.lo + (high + 1) * width)};
   }
+  // Of the ranges [lo, hi] * k / kSteps, the one whose uint8 quantization
+  // keeps the most information: the least KL divergence between P, the
+  // values clipped to it (outliers counted in the edge bins), and Q, the
+  // values inside it rounded to 255 levels, which knows nothing of the
+  // outliers (TensorRT's entropy calibration, both tails at once, with the
+  // bin of 0 kept exact).
+  Range LeastDivergence() const {
+    constexpr int kSteps = 128, kLevels = 255;
+    const float width = (range.hi - range.lo) / kBins;
+    if (width <= 0) return range;
+    Range best = range;
+    double best_divergence = std::numeric_limits<double>::infinity();
+    for (int k = kSteps / 8; k <= kSteps; ++k) {
+      const Range r{range.lo * k / kSteps, range.hi * k / kSteps};
+      const int first = std::clamp(static_cast<int>((r.lo - range.lo) / width), 0, kBins - 1);
+      const int last = std::clamp(static_cast<int>(std::ceil((r.hi - range.lo) / width)) - 1, first, kBins - 1);
+      const int n = last - first + 1;
+      const std::vector<double> inside(counts.begin() + first, counts.begin() + last + 1);
+      std::vector<double> p = inside, q(n, 0.0);
+      for (int b = 0; b < first; ++b) p.front() += counts[b];
+      for (int b = last + 1; b < kBins; ++b) p.back() += counts[b];
+      // 0 is exact in uint8 (the zero point): its bin (ReLU's spike) keeps its count.
+      const int zero = static_cast<int>(-range.lo / width) - first;
+      for (int g = 0; g < kLevels; ++g) {
+        const int begin = static_cast<int>(int64_t{g} * n / kLevels), end = static_cast<int>(int64_t{g + 1} * n / kLevels);
+        double sum = 0;
+        int nonzero = 0;
+        for (int i = begin; i < end; ++i) {
+          if (i == zero) continue;
+          sum += inside[i];
+          nonzero += p[i] > 0;
+        }
+        for (int i = begin; i < end; ++i) q[i] = i == zero ? inside[i] : p[i] > 0 ? sum / nonzero : 0;
+      }
+      double p_total = 0, q_total = 0, divergence = 0;
+      for (int i = 0; i < n; ++i) {
+        p_total += p[i];
+        q_total += q[i];
+      }
+      for (int i = 0; i < n && p_total > 0 && q_total > 0; ++i) {
+        // An outlier bin that Q left empty: smoothed, as TensorRT does.
+        if (p[i] > 0) divergence += p[i] / p_total * std::log((p[i] / p_total) / std::max(q[i] / q_total, 1e-12));
+      }
+      if (divergence < best_divergence) {
+        best_divergence = divergence;
+        best = r;
+      }
+    }
+    return best;
+  }
+
   // Of the ranges [lo * i / kSteps, hi * j / kSteps], the one whose uint8
   // quantization has the least squared error over the histogram: values
   // outside are clipped, values inside are off by a uniform rounding error.
@@ -178,8 +229,11 @@ absl::StatusOr<std::map<std::string, Range>> Calibrate(const Graph& graph, const
   executor_options.measure_kernels = false;
   ASSIGN_OR_RETURN(auto executor, runtime::Executor::Create(std::move(probe), executor_options));
   // Calls `visit(value, tensor)` for every value of every batch.
+  const int passes = options.calibration == Calibration::kMinMax ? 1 : 2;
+  int runs = 0;
   auto pass = [&](auto&& visit) -> absl::Status {
     for (const std::vector<Tensor>& batch : batches) {
+      RETURN_IF_ERROR(Report(options.progress, static_cast<double>(runs++) / (passes * batches.size())));
       ASSIGN_OR_RETURN(std::vector<Tensor> outputs, executor->Run(batch));
       for (const auto& [v, i] : input_of) {
         if (std::find(values.begin(), values.end(), v) != values.end()) visit(v, batch[i]);
@@ -199,7 +253,12 @@ absl::StatusOr<std::map<std::string, Range>> Calibrate(const Graph& graph, const
     RETURN_IF_ERROR(pass([&](const std::string& v, const Tensor& t) { histograms[v].Add(t); }));
     for (auto& [v, r] : ranges) {
       const Histogram& h = histograms[v];
-      r = options.calibration == Calibration::kPercentile ? h.Clipped(options.percentile) : h.LeastSquareError();
+      switch (options.calibration) {
+        case Calibration::kPercentile: r = h.Clipped(options.percentile); break;
+        case Calibration::kMse: r = h.LeastSquareError(); break;
+        case Calibration::kEntropy: r = h.LeastDivergence(); break;
+        case Calibration::kMinMax: break;
+      }
     }
   }
   return ranges;

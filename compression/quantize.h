@@ -7,8 +7,9 @@
 // int8 kernels), and by slimserve's int8 kernels.
 //
 // Static quantization fixes the activation scales from calibration runs
-// (the min and max each activation took, percentiles of its values, or the
-// range that minimizes the quantization error);
+// (the min and max each activation took, percentiles of its values, the
+// range that minimizes the quantization error, or the one that keeps the
+// most information, by KL divergence);
 // dynamic quantization computes them per request with DynamicQuantizeLinear.
 // bf16 rounds the same nodes' weights and activations to bfloat16 instead
 // (Cast to bfloat16 and back), the form a bf16 kernel computes in.
@@ -23,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "compression/progress.h"
 #include "runtime/graph.h"
 #include "runtime/tensor.h"
 
@@ -32,6 +34,7 @@ enum class Calibration {
   kMinMax,      // the whole range each activation took
   kPercentile,  // clipped at the `percentile`-th percentile of each tail
   kMse,         // the clipped range whose uint8 quantization error (mean square) is least
+  kEntropy,     // the clipped range whose uint8 histogram diverges least (KL) from the values'
 };
 
 enum class Precision {
@@ -46,6 +49,7 @@ struct QuantizeOptions {
   double percentile = 99.99;
   std::vector<std::string> keep_fp32;  // node names or op types left in fp32
   int num_threads = 0;                 // for the calibration runs; 0: one per core
+  Progress progress;                   // over the calibration runs; may be empty
 };
 
 struct QuantizeReport {

@@ -91,6 +91,7 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
   };
   for (const Mode& mode : {Mode{"int8 static, min/max", Precision::kInt8Static, Calibration::kMinMax},
                            Mode{"int8 static, least square error", Precision::kInt8Static, Calibration::kMse},
+                           Mode{"int8 static, entropy", Precision::kInt8Static, Calibration::kEntropy},
                            Mode{"int8 dynamic", Precision::kInt8Dynamic, Calibration::kMinMax},
                            Mode{"bf16", Precision::kBf16, Calibration::kMinMax}}) {
     Graph graph = Folded();
@@ -227,6 +228,25 @@ TEST(Quantize, StaticNeedsCalibrationData) {
   Graph graph = Folded();
   auto report = Quantize(graph, {}, {});
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(Quantize, ReportsProgressAndStopsWhenAsked) {
+  const Graph folded = Folded();
+  const DataSet train = Load(folded, "fashion_mnist_train.npz");
+  QuantizeOptions options;
+  options.calibration = Calibration::kEntropy;  // two passes over the batches
+  std::vector<double> seen;
+  options.progress = [&](double done) {
+    seen.push_back(done);
+    return true;
+  };
+  Graph graph = folded;
+  ASSERT_TRUE(Quantize(graph, options, train.Batches(0, 200, 50)).ok());
+  EXPECT_EQ(seen, (std::vector<double>{0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875}));
+
+  options.progress = [](double done) { return done < 0.5; };
+  graph = folded;
+  EXPECT_EQ(Quantize(graph, options, train.Batches(0, 200, 50)).status().code(), absl::StatusCode::kCancelled);
 }
 
 TEST(DataSet, MismatchedArraysNameTheProblem) {

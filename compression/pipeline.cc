@@ -1,0 +1,36 @@
+#include "compression/pipeline.h"
+
+#include "runtime/passes/passes.h"
+#include "runtime/status_macros.h"
+
+namespace slimserve::compression {
+
+absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile& profile,
+                                          const DataSet* calibration, const BuildOptions& options) {
+  runtime::OptimizeOptions fold;
+  fold.fuse = false;  // fused ops are slimserve's own: the result must stay standard ONNX
+  RETURN_IF_ERROR(runtime::Optimize(original, fold));
+  BuiltVariant built{std::move(original), {}};
+  if (profile.kind == ProfileKind::kFp32) return built;
+
+  QuantizeOptions q;
+  q.precision = profile.kind == ProfileKind::kBf16         ? Precision::kBf16
+                : profile.kind == ProfileKind::kInt8Dynamic ? Precision::kInt8Dynamic
+                                                            : Precision::kInt8Static;
+  q.calibration = profile.calibration;
+  q.percentile = profile.percentile;
+  q.keep_fp32 = profile.keep_fp32;
+  q.num_threads = options.num_threads;
+  q.progress = options.progress;
+  std::vector<std::vector<runtime::Tensor>> batches;
+  if (q.precision == Precision::kInt8Static) {
+    if (calibration == nullptr || calibration->rows() == 0) {
+      return absl::InvalidArgumentError("int8-static needs calibration data");
+    }
+    batches = calibration->Batches(0, profile.samples, 64);
+  }
+  ASSIGN_OR_RETURN(built.report, Quantize(built.graph, q, batches));
+  return built;
+}
+
+}  // namespace slimserve::compression

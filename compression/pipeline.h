@@ -1,0 +1,39 @@
+// The compression pipeline: a model graph and a profile in, a variant graph
+// out, in standard ONNX ops (so it exports), with a report of what changed.
+// The same function serves `slimctl compress --offline` and the server's
+// background worker.
+//
+//   ASSIGN_OR_RETURN(BuiltVariant v, BuildVariant(graph, profile, &calibration, {}));
+//   RETURN_IF_ERROR(runtime::ExportOnnxFile(v.graph, "out.onnx"));
+#ifndef SLIMSERVE_COMPRESSION_PIPELINE_H_
+#define SLIMSERVE_COMPRESSION_PIPELINE_H_
+
+#include "absl/status/statusor.h"
+#include "compression/dataset.h"
+#include "compression/profile.h"
+#include "compression/progress.h"
+#include "compression/quantize.h"
+#include "runtime/graph.h"
+
+namespace slimserve::compression {
+
+struct BuildOptions {
+  int num_threads = 0;  // 0: one per core
+  Progress progress;    // over the calibration runs
+};
+
+struct BuiltVariant {
+  runtime::Graph graph;
+  QuantizeReport report;  // empty for fp32
+};
+
+// `original` as imported. BatchNorm and other constant arithmetic are folded
+// first (fp32 is just that); int8-static needs `calibration` (its first
+// profile.samples rows are used). Fails with FailedPrecondition when the
+// profile does not apply to the model (int8 without Conv, Gemm or MatMul).
+absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile& profile,
+                                          const DataSet* calibration, const BuildOptions& options);
+
+}  // namespace slimserve::compression
+
+#endif  // SLIMSERVE_COMPRESSION_PIPELINE_H_

@@ -1,0 +1,48 @@
+// A compression profile: what variant to build from a model, as a value with
+// a short text form for command lines and a canonical text that identifies
+// it (the same profile always prints the same text, so it can key a cache).
+//
+//   ASSIGN_OR_RETURN(Profile p, ParseProfile("int8-static,calibration=percentile,percentile=99.9"));
+//   ProfileText(p) == "int8-static,calibration=percentile,percentile=99.9,samples=512"
+#ifndef SLIMSERVE_COMPRESSION_PROFILE_H_
+#define SLIMSERVE_COMPRESSION_PROFILE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "compression/quantize.h"
+
+namespace slimserve::compression {
+
+enum class ProfileKind { kFp32, kBf16, kInt8Dynamic, kInt8Static };
+
+struct Profile {
+  ProfileKind kind = ProfileKind::kInt8Static;
+  // int8-static only:
+  Calibration calibration = Calibration::kMinMax;
+  double percentile = 99.99;  // with kPercentile
+  int64_t samples = 512;      // calibration rows
+  std::string data;           // calibration data: a data set name or "traffic"; empty: the caller's default
+  // Node names or op types left in fp32 (bf16 and int8).
+  std::vector<std::string> keep_fp32;
+};
+
+// "KIND[,key=value...]": KIND is fp32, bf16, int8-dynamic or int8-static;
+// keys calibration (minmax|percentile|entropy|mse), percentile, samples,
+// data, keep (repeatable). Errors name the part that is wrong.
+absl::StatusOr<Profile> ParseProfile(absl::string_view text);
+// The canonical text: only the options that apply to the kind, keep sorted.
+std::string ProfileText(const Profile& profile);
+// "int8-static", "bf16", ...
+std::string KindText(ProfileKind kind);
+// The name a variant of this kind is served under by default: "int8_static".
+std::string DefaultVariantName(ProfileKind kind);
+// "minmax", "percentile", "entropy", "mse".
+std::string CalibrationText(Calibration calibration);
+
+}  // namespace slimserve::compression
+
+#endif  // SLIMSERVE_COMPRESSION_PROFILE_H_

@@ -1,0 +1,45 @@
+#include "compression/profile.h"
+
+#include <gtest/gtest.h>
+
+namespace slimserve::compression {
+namespace {
+
+TEST(ProfileTest, TextRoundTripsThroughTheCanonicalForm) {
+  for (const char* text : {"fp32", "bf16", "int8-dynamic", "int8-static,calibration=minmax,samples=512",
+                           "int8-static,calibration=percentile,percentile=99.9,samples=64,data=traffic,keep=Conv",
+                           "int8-static,calibration=entropy,samples=512,data=calib", "bf16,keep=Gemm,keep=a"}) {
+    absl::StatusOr<Profile> p = ParseProfile(text);
+    ASSERT_TRUE(p.ok()) << text << ": " << p.status();
+    EXPECT_EQ(ProfileText(*p), text);
+  }
+}
+
+TEST(ProfileTest, DefaultsAndOrderDoNotChangeTheCanonicalText) {
+  const Profile a = *ParseProfile("int8-static,keep=b,keep=a,keep=a");
+  const Profile b = *ParseProfile("int8-static,calibration=minmax,keep=a,samples=512,keep=b");
+  EXPECT_EQ(ProfileText(a), "int8-static,calibration=minmax,samples=512,keep=a,keep=b");
+  EXPECT_EQ(ProfileText(a), ProfileText(b));
+  EXPECT_EQ(DefaultVariantName(a.kind), "int8_static");
+}
+
+TEST(ProfileTest, ErrorsNameWhatIsWrong) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"int4", "unknown profile 'int4'"},
+      {"int8-static,calibration=kl", "unknown calibration 'kl'"},
+      {"int8-static,calibration=percentile,percentile=20", "percentile must be a number in (50, 100]"},
+      {"int8-static,samples=0", "samples must be a positive number"},
+      {"int8-dynamic,calibration=mse", "'calibration' applies to int8-static only"},
+      {"bf16,speed=fast", "unknown profile option 'speed=fast'"},
+      {"bf16,keep=", "keep= needs a node name"},
+  };
+  for (const auto& [text, message] : cases) {
+    absl::StatusOr<Profile> p = ParseProfile(text);
+    ASSERT_FALSE(p.ok()) << text;
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(p.status().message().find(message), std::string::npos) << p.status();
+  }
+}
+
+}  // namespace
+}  // namespace slimserve::compression
