@@ -27,12 +27,12 @@ RUN cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
 FROM debian:12-slim
 # The shared libraries of the binaries (the runtime packages behind tools/install_deps.sh's -dev
 # packages): gRPC, protobuf, Abseil, ONNX, oneDNN (+ OpenCL loader, OpenMP), XNNPACK,
-# prometheus-cpp (+ civetweb).
+# prometheus-cpp (+ civetweb), OpenSSL (SHA-256).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libonnx1 \
       libdnnl2 ocl-icd-libopencl1 libgomp1 libxnnpack0 libpthreadpool0 libcpuinfo0 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 zlib1g \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 zlib1g libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 slimserve \
  && useradd --system --uid 10001 --gid slimserve --home-dir /nonexistent --no-create-home \

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cli/common.h"
+#include "cli/variants.h"
 #include "proto/grpc_service.grpc.pb.h"
 #include "proto/health.grpc.pb.h"
 #include "runtime/npy.h"
@@ -21,6 +22,24 @@
 #include "server/grpc/tensor_codec.h"
 
 namespace slimserve::cli {
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
+
+std::shared_ptr<grpc::Channel> Connect(const Args& args) {
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(-1);
+  channel_args.SetMaxSendMessageSize(-1);
+  return grpc::CreateCustomChannel(args.Get("url", "localhost:8001"), grpc::InsecureChannelCredentials(), channel_args);
+}
+
+void SetDeadline(grpc::ClientContext& context, int seconds) {
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -36,24 +55,6 @@ struct Command {
   std::set<std::string> flags, valued, repeated;
   int (*run)(const Args& args);
 };
-
-absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat(what, ": ", status.error_message()));
-}
-
-std::shared_ptr<grpc::Channel> Connect(const Args& args) {
-  grpc::ChannelArguments channel_args;
-  channel_args.SetMaxReceiveMessageSize(-1);
-  channel_args.SetMaxSendMessageSize(-1);
-  return grpc::CreateCustomChannel(args.Get("url", "localhost:8001"), grpc::InsecureChannelCredentials(), channel_args);
-}
-
-// Client deadline for one call.
-void SetDeadline(grpc::ClientContext& context, int seconds) {
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
-}
 
 int Health(const Args& args) {
   auto channel = Connect(args);
@@ -444,6 +445,31 @@ const Command kCommands[] = {
      "(default 10); prints throughput, p50/p90/p99 latency and the server's mean executed batch size.\n"
      "With --live it sends empty ServerLive calls instead: the round trip any reply costs, to compare with.\n",
      {"help", "json", "live"}, {"url", "version", "concurrency", "duration", "batch"}, {"input"}, Perf},
+    {"variants",
+     "usage: slimctl variants [MODEL] [--delete VARIANT] [--url HOST:PORT]\n"
+     "Lists the compressed variants (of MODEL, or all) with their measurements: top-1 against labels and the\n"
+     "original's, top-1 agreement, SQNR, p50 latency at batch 1 against the original's, size, served, promoted.\n"
+     "--delete stops serving a variant and removes it from the cache.\n",
+     {"help"}, {"url", "delete"}, {}, VariantsCommand},
+    {"promote",
+     "usage: slimctl promote MODEL VARIANT [--force] [--max-agreement-loss P] [--url HOST:PORT]\n"
+     "       slimctl promote MODEL --original [--url HOST:PORT]\n"
+     "Routes requests for MODEL to MODEL.VARIANT (or back to the original). Refused unless the variant is\n"
+     "faster than the original and loses at most P points of top-1 agreement (default 1), or --force.\n",
+     {"help", "force", "original"}, {"url", "max-agreement-loss"}, {}, PromoteCommand},
+    {"export",
+     "usage: slimctl export MODEL VARIANT -o FILE.onnx [--url HOST:PORT]\n"
+     "Downloads a variant as a standard ONNX file (int8 as QuantizeLinear/DequantizeLinear pairs).\n",
+     {"help"}, {"url", "o"}, {}, ExportCommand},
+    {"jobs", "usage: slimctl jobs [MODEL] [--url HOST:PORT]\nLists compression jobs and their state.\n", {"help"},
+     {"url"}, {}, JobsCommand},
+    {"cancel", "usage: slimctl cancel JOB [--url HOST:PORT]\nCancels a queued or running compression job.\n",
+     {"help"}, {"url"}, {}, CancelCommand},
+    {"datasets",
+     "usage: slimctl datasets [list] | upload NAME --from FILE.npz | delete NAME [--url HOST:PORT]\n"
+     "Data sets for calibration (compress --data NAME) and evaluation (compress --eval NAME): an .npz with\n"
+     "one array per model input, rows first, and optionally int64 `labels` (tools/make_eval_set.py).\n",
+     {"help"}, {"url", "from"}, {}, DataSetsCommand},
 };
 
 }  // namespace

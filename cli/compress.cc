@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/common.h"
 #include "cli/offline.h"
+#include "cli/variants.h"
 #include "compression/dataset.h"
 #include "compression/evaluate.h"
 #include "compression/pipeline.h"
@@ -20,29 +21,33 @@ namespace slimserve::cli {
 namespace {
 
 constexpr char kCompressUsage[] =
-    "usage: slimctl compress --offline MODEL.onnx --profile PROFILE -o OUT.onnx [options]\n"
-    "Builds a compressed variant of MODEL.onnx in this process and writes it as ONNX: int8 in QDQ form\n"
+    "usage: slimctl compress MODEL --profile PROFILE [--data NAME|traffic] [--eval NAME] [--variant V] [options]\n"
+    "       slimctl compress --offline MODEL.onnx --profile PROFILE -o OUT.onnx [options]\n"
+    "On a server (--url, default localhost:8001): builds a compressed variant of the served MODEL in the\n"
+    "background with a progress bar, evaluates it against the original and serves it as MODEL.V (V defaults\n"
+    "to the profile: int8_static, int8_dynamic, bf16, fp32). --data and --eval name uploaded data sets\n"
+    "(slimctl datasets); without them the server uses a sample of the model's recent requests.\n"
+    "  --no-wait          print the job and return (slimctl jobs, slimctl cancel JOB)\n"
+    "Offline (--offline): the same pipeline in this process, written as ONNX: int8 in QDQ form\n"
     "(QuantizeLinear/DequantizeLinear around the original ops), which ONNX Runtime runs too.\n"
     "  --profile P        int8-static: activation ranges calibrated on --data;\n"
     "                     int8-dynamic: activation ranges computed per request;\n"
     "                     bf16: weights and activations rounded to bfloat16; fp32: BatchNorm folded.\n"
     "                     Options may follow as KIND,key=value,... (the keys below, and keep=NAME)\n"
-    "  --data FILE.npz    calibration data (int8-static): arrays named after the model's inputs\n"
+    "  --data FILE.npz    offline: calibration data (int8-static), arrays named after the model's inputs\n"
     "  --samples N        calibration rows taken from --data (default 512)\n"
     "  --calibration C    minmax (default: the whole range of each activation), percentile, entropy\n"
     "                     (the clipped range whose histogram diverges least, KL), or mse (the clipped\n"
     "                     range with the least squared quantization error)\n"
     "  --percentile P     with --calibration percentile: clip each tail beyond the P-th (default 99.99)\n"
     "  --keep-fp32 NAME   a node name or op type to leave in fp32 (repeatable)\n"
-    "  --eval FILE.npz    compare the variant with the original on this data set: top-1 against its\n"
+    "  --eval FILE.npz    offline: compare the variant with the original on this data set: top-1 against its\n"
     "                     `labels` array if present, top-1 agreement, SQNR and cosine of the outputs\n"
     "  --threads T        intra-op threads (default: all cores)\n"
     "Weights are int8 with one scale per output channel; activations uint8. BatchNorm is folded first.\n";
 
 absl::Status Compress(const Args& args) {
-  if (!args.Has("offline")) {
-    return absl::UnimplementedError("compression runs offline only for now: add --offline");
-  }
+  if (!args.Has("offline")) return CompressOnServer(args);
   if (args.positional().size() != 1 || args.Get("o").empty()) {
     return absl::InvalidArgumentError("give MODEL.onnx and -o OUT.onnx (see --help)");
   }
@@ -92,7 +97,7 @@ absl::Status Compress(const Args& args) {
 }  // namespace
 
 int CompressCommand(int argc, char** argv) {
-  auto args = Args::Parse(argc, argv, {"help", "offline"}, {"profile", "data", "samples", "calibration", "percentile", "eval", "threads", "o"},
+  auto args = Args::Parse(argc, argv, {"help", "offline", "no-wait"}, {"profile", "data", "samples", "calibration", "percentile", "eval", "threads", "o", "url", "variant"},
                           {"keep-fp32"});
   if (!args.ok()) return Fail(args.status());
   if (args->Has("help")) {

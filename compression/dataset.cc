@@ -38,12 +38,17 @@ std::vector<std::vector<Tensor>> DataSet::Batches(int64_t begin, int64_t count, 
 
 absl::StatusOr<DataSet> LoadDataSet(const std::string& path, const runtime::Graph& graph) {
   ASSIGN_OR_RETURN(auto members, runtime::ReadNpz(path));
+  return MakeDataSet(std::move(members), graph, "'" + path + "'");
+}
+
+absl::StatusOr<DataSet> MakeDataSet(std::vector<std::pair<std::string, Tensor>> members, const runtime::Graph& graph,
+                                    const std::string& what) {
   DataSet data;
   std::vector<std::string> names;
   for (auto& [name, t] : members) {
     if (name == "labels") {
       if (t.dtype() != runtime::DataType::kInt64 || t.rank() != 1) {
-        return absl::InvalidArgumentError(absl::StrCat("'", path, "': labels must be int64 [rows]"));
+        return absl::InvalidArgumentError(absl::StrCat(what, ": labels must be int64 [rows]"));
       }
       data.labels = std::move(t);
     } else {
@@ -55,7 +60,7 @@ absl::StatusOr<DataSet> LoadDataSet(const std::string& path, const runtime::Grap
       return m.first == input.name || (graph.inputs.size() == 1 && names.size() == 1 && m.first == names[0]);
     });
     if (it == members.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("'", path, "' has no array for model input '", input.name,
+      return absl::InvalidArgumentError(absl::StrCat(what, " has no array for model input '", input.name,
                                                      "' (arrays: ", absl::StrJoin(names, ", "), ")"));
     }
     const Tensor& t = it->second;
@@ -65,17 +70,17 @@ absl::StatusOr<DataSet> LoadDataSet(const std::string& path, const runtime::Grap
     }
     if (!fits) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "'", path, "': array '", it->first, "' is ", runtime::DataTypeName(t.dtype()), " ",
+          what, ": array '", it->first, "' is ", runtime::DataTypeName(t.dtype()), " ",
           runtime::ShapeToString(t.shape()), " but model input '", input.name, "' is ",
           runtime::DataTypeName(input.dtype), " ", runtime::ShapeToString(input.shape), " (rows first)"));
     }
     data.inputs.push_back(t);
   }
   for (const Tensor& t : data.inputs) {
-    if (t.shape()[0] != data.rows()) return absl::InvalidArgumentError(absl::StrCat("'", path, "': arrays differ in rows"));
+    if (t.shape()[0] != data.rows()) return absl::InvalidArgumentError(absl::StrCat(what, ": arrays differ in rows"));
   }
   if (data.labels.defined() && data.labels.shape()[0] != data.rows()) {
-    return absl::InvalidArgumentError(absl::StrCat("'", path, "': ", data.labels.shape()[0], " labels for ",
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", data.labels.shape()[0], " labels for ",
                                                    data.rows(), " rows"));
   }
   return data;

@@ -9,6 +9,7 @@
 #define SLIMSERVE_COMPRESSION_DATASET_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -30,6 +31,10 @@ struct DataSet {
 // not match the model's inputs (names, dtypes, dimensions after the first,
 // row counts).
 absl::StatusOr<DataSet> LoadDataSet(const std::string& path, const runtime::Graph& graph);
+// The same for arrays already in memory (name, tensor); `what` names their
+// source in errors.
+absl::StatusOr<DataSet> MakeDataSet(std::vector<std::pair<std::string, runtime::Tensor>> arrays,
+                                    const runtime::Graph& graph, const std::string& what);
 
 }  // namespace slimserve::compression
 

@@ -13,6 +13,8 @@
 #include "cli/args.h"
 #include "runtime/openmp_env.h"
 #include "server/core/model_manager.h"
+#include "server/core/compressor.h"
+#include "server/grpc/compression_service.h"
 #include "server/grpc/inference_service.h"
 #include "server/metrics/prometheus_metrics.h"
 
@@ -34,7 +36,15 @@ constexpr char kUsage[] =
     "  --backend B                auto|onednn|xnnpack|reference (default auto)\n"
     "  --max-message-bytes N      largest gRPC message (default 67108864: 8 images 3x640x640 fp32)\n"
     "  --max-model-bytes N        largest model file accepted (default 1073741824)\n"
-    "  --shutdown-timeout-s N     on SIGTERM/SIGINT, wait this long for accepted requests (default 30)\n";
+    "  --shutdown-timeout-s N     on SIGTERM/SIGINT, wait this long for accepted requests (default 30)\n"
+    "Compression (slimserve.v1.Compression; variants are served as <model>.<variant>):\n"
+    "  --state-dir DIR            variant cache, data sets and job records (default <repository>/.slimserve)\n"
+    "  --compression-workers N    jobs built at once (default 1)\n"
+    "  --compression-threads N    intra-op threads per job (default 1; jobs also run at nice 10)\n"
+    "  --variant-cache-bytes N    variant cache budget, oldest evicted first (default 4294967296)\n"
+    "  --max-dataset-bytes N      largest data set upload (default 1073741824)\n"
+    "  --traffic-sample-bytes N   per model, recent request inputs kept to calibrate on (default 33554432;\n"
+    "                             0: none, and then 'data=traffic' profiles fail)\n";
 
 int Fail(const std::string& message) {
   std::cerr << "slimserve: " << message << "\n";
@@ -45,7 +55,8 @@ int Serve(int argc, char** argv) {
   auto args = cli::Args::Parse(argc - 1, argv + 1, {"help"},
                                {"model-repository", "grpc-port", "grpc-address", "metrics-port",
                                 "model-control-mode", "threads", "backend", "max-message-bytes", "max-model-bytes",
-                                "shutdown-timeout-s"},
+                                "shutdown-timeout-s", "state-dir", "compression-workers", "compression-threads",
+                                "variant-cache-bytes", "max-dataset-bytes", "traffic-sample-bytes"},
                                {"load-model"});
   if (!args.ok()) return Fail(std::string(args.status().message()));
   if (args->Has("help")) {
@@ -56,11 +67,15 @@ int Serve(int argc, char** argv) {
     std::cerr << kUsage;
     return 2;
   }
-  int64_t numbers[6];
-  const char* names[6] = {"grpc-port", "metrics-port", "threads", "max-message-bytes", "max-model-bytes",
-                          "shutdown-timeout-s"};
-  const int64_t defaults[6] = {8001, 8002, 0, int64_t{64} << 20, int64_t{1} << 30, 30};
-  for (int i = 0; i < 6; ++i) {
+  constexpr int kNumbers = 11;
+  int64_t numbers[kNumbers];
+  const char* names[kNumbers] = {"grpc-port",           "metrics-port",        "threads",
+                                 "max-message-bytes",   "max-model-bytes",     "shutdown-timeout-s",
+                                 "compression-workers", "compression-threads", "variant-cache-bytes",
+                                 "max-dataset-bytes",   "traffic-sample-bytes"};
+  const int64_t defaults[kNumbers] = {8001, 8002, 0, int64_t{64} << 20, int64_t{1} << 30, 30,
+                                      1,    1,    int64_t{4} << 30, int64_t{1} << 30, int64_t{32} << 20};
+  for (int i = 0; i < kNumbers; ++i) {
     absl::StatusOr<int64_t> v = args->GetInt(names[i], defaults[i]);
     if (!v.ok()) return Fail(std::string(v.status().message()));
     if (*v < 0) return Fail(absl::StrCat("--", names[i], " cannot be negative"));
@@ -68,6 +83,7 @@ int Serve(int argc, char** argv) {
   }
   const auto [grpc_port, metrics_port, threads, max_message, max_model, shutdown_s] =
       std::make_tuple(numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5]);
+  if (numbers[6] < 1 || numbers[7] < 1) return Fail("--compression-workers and --compression-threads must be at least 1");
   const std::string mode = args->Get("model-control-mode", "none");
   if (mode != "none" && mode != "explicit") {
     return Fail("--model-control-mode is none or explicit");
@@ -86,7 +102,17 @@ int Serve(int argc, char** argv) {
   manager_options.model.intra_op_threads = static_cast<int>(threads);
   manager_options.model.backend = args->Get("backend", "auto");
   manager_options.model.max_model_bytes = max_model;
+  manager_options.model.traffic_sample_bytes = numbers[10];
   auto models = std::make_unique<ModelManager>(manager_options, metrics.get());
+  CompressorOptions compressor_options;
+  compressor_options.state_dir = args->Get("state-dir", manager_options.repository + "/.slimserve");
+  compressor_options.workers = static_cast<int>(numbers[6]);
+  compressor_options.threads = static_cast<int>(numbers[7]);
+  compressor_options.cache_bytes = numbers[8];
+  compressor_options.max_dataset_bytes = numbers[9];
+  auto compressor = Compressor::Create(compressor_options, *models, metrics.get());
+  if (!compressor.ok()) return Fail(std::string(compressor.status().message()));
+  CompressionService compression(**compressor);
   ServiceOptions service_options;
   service_options.max_tensor_bytes = max_message;
   service_options.max_model_bytes = max_model;
@@ -101,6 +127,7 @@ int Serve(int argc, char** argv) {
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(max_message, INT32_MAX)));
   builder.SetMaxSendMessageSize(static_cast<int>(std::min<int64_t>(max_message, INT32_MAX)));
   builder.RegisterService(&service);
+  builder.RegisterService(&compression);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     return Fail(absl::StrCat("cannot listen on port ", grpc_port, " (taken? choose one with --grpc-port)"));
@@ -139,7 +166,8 @@ int Serve(int argc, char** argv) {
   service.Drain(std::chrono::seconds(shutdown_s));
   server->Shutdown(deadline);
   server->Wait();
-  models.reset();  // drains every model's queue
+  compressor->reset();  // cancels jobs under way; their records say so at the next start
+  models.reset();       // drains every model's queue
   std::cout << "slimserve: stopped" << std::endl;
   return 0;
 }

@@ -17,6 +17,16 @@ struct RequestTimes {
   double compute = 0;  // batch assembly and the model run
 };
 
+// A variant's measurements (compression/evaluate.h, and timing as served).
+struct VariantGauges {
+  double top1 = -1;      // percent right against labels; -1 without labels
+  double agreement = 0;  // percent of top-1 answers equal to the original's
+  double sqnr_db = 0;
+  int64_t size_bytes = 0;
+  double p50_seconds = 0, p99_seconds = 0;  // batch 1
+  double throughput = 0;                    // inferences/s at the max batch
+};
+
 class MetricsSink {
  public:
   virtual ~MetricsSink() = default;
@@ -27,6 +37,12 @@ class MetricsSink {
   virtual void Batch(const std::string& model, const std::string& version, int64_t batch_size) = 0;
   virtual void Pending(const std::string& model, const std::string& version, int64_t requests) = 0;
   virtual void Loaded(const std::string& model, const std::string& version, double seconds) = 0;
+  // A compressed variant's measurements, when it starts serving.
+  virtual void Variant(const std::string& /*model*/, const std::string& /*variant*/, const VariantGauges&) {}
+  // A compression job ended: SUCCEEDED, FAILED or CANCELLED.
+  virtual void JobEnded(const std::string& /*state*/) {}
+  // A variant request looked up in the variant cache.
+  virtual void CacheLookup(bool /*hit*/) {}
 };
 
 // Reports nowhere.

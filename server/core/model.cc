@@ -73,12 +73,14 @@ bool SameRowShapes(const InferRequest& a, const InferRequest& b) {
 
 }  // namespace
 
-Model::Model(ModelSource source, MetricsSink* metrics)
+Model::Model(ModelSource source, const ModelOptions& options, MetricsSink* metrics)
     : name_(source.name),
       version_(source.version),
       version_text_(absl::StrCat(source.version)),
       config_(std::move(source.config)),
-      metrics_(metrics) {}
+      source_path_(source.onnx_path),
+      metrics_(metrics),
+      traffic_(options.traffic_sample_bytes) {}
 
 absl::StatusOr<std::shared_ptr<Model>> Model::Load(ModelSource source, const ModelOptions& options,
                                                    MetricsSink* metrics) {
@@ -93,7 +95,7 @@ absl::StatusOr<std::shared_ptr<Model>> Model::Load(ModelSource source, const Mod
   }
   RETURN_IF_ERROR(CompleteConfig(*graph, source.config));
   source.config.set_name(source.name);
-  std::shared_ptr<Model> model(new Model(std::move(source), metrics));
+  std::shared_ptr<Model> model(new Model(std::move(source), options, metrics));
   ASSIGN_OR_RETURN(model->backends_, runtime::MakeBackends(options.backend, options.intra_op_threads));
   RETURN_IF_ERROR(runtime::Optimize(*graph, {}));
   runtime::ExecutorOptions executor_options;

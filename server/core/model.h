@@ -39,6 +39,7 @@
 #include "runtime/executor.h"
 #include "runtime/tensor.h"
 #include "server/core/metrics.h"
+#include "server/core/reservoir.h"
 
 namespace slimserve::server {
 
@@ -46,6 +47,7 @@ struct ModelOptions {
   int intra_op_threads = 0;  // per instance; 0: one per core
   std::string backend = "auto";
   int64_t max_model_bytes = int64_t{1} << 30;
+  int64_t traffic_sample_bytes = 0;  // the reservoir of request inputs (SampleTraffic); 0: none
 };
 
 struct ModelSource {
@@ -81,6 +83,15 @@ class Model {
   int64_t version() const { return version_; }
   const std::string& version_text() const { return version_text_; }
   const inference::ModelConfig& config() const { return config_; }
+  // The ONNX file it was loaded from.
+  const std::string& source_path() const { return source_path_; }
+
+  // Offers a request's inputs (in config order) to the reservoir that
+  // calibrates compressed variants on live traffic; cheap when not kept.
+  void SampleTraffic(const std::vector<runtime::Tensor>& inputs) {
+    traffic_.Offer(inputs, config_.max_batch_size() > 0);
+  }
+  const Reservoir& traffic() const { return traffic_; }
 
   // Checks inputs against the config (every input present once, no others,
   // dtype and shape, batch size within max_batch_size) and puts them in
@@ -115,7 +126,7 @@ class Model {
   };
   using Batch = std::vector<std::shared_ptr<Pending>>;
 
-  Model(ModelSource source, MetricsSink* metrics);
+  Model(ModelSource source, const ModelOptions& options, MetricsSink* metrics);
   void InstanceLoop();
   Batch NextBatch(std::unique_lock<std::mutex>& lock);
   // Runs `batch` without the lock and hands each request its result.
@@ -132,7 +143,9 @@ class Model {
   const int64_t version_;
   const std::string version_text_;
   inference::ModelConfig config_;
+  const std::string source_path_;
   MetricsSink* const metrics_;
+  Reservoir traffic_;
   runtime::BackendSet backends_;
   std::unique_ptr<runtime::Executor> executor_;
   bool batching_ = false;  // dynamic batching of several requests into one run

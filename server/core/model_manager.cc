@@ -73,7 +73,7 @@ absl::Status ModelManager::LoadFromRepository(const std::string& name, const std
       repository_.Discard(staged);
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   Entry& entry = models_[name];
   if (!status.ok()) {
     if (entry.versions.empty() && absl::IsNotFound(status)) {
@@ -88,6 +88,8 @@ absl::Status ModelManager::LoadFromRepository(const std::string& name, const std
   entry.versions.swap(versions);  // the old versions drain as their last requests finish
   entry.state = "READY";
   entry.reason.clear();
+  lock.unlock();
+  if (on_load_) on_load_(name);
   return absl::OkStatus();
 }
 
@@ -103,6 +105,9 @@ absl::Status ModelManager::Unload(const std::string& name) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' is not loaded"));
   }
   unloaded.swap(it->second.versions);
+  std::map<std::string, std::shared_ptr<Model>> variants;
+  variants.swap(it->second.variants);
+  it->second.promoted.clear();
   it->second.state = "UNAVAILABLE";
   it->second.reason = "unloaded";
   return absl::OkStatus();
@@ -117,8 +122,17 @@ void ModelManager::SetState(const std::string& name, const std::string& state, c
 absl::StatusOr<std::shared_ptr<Model>> ModelManager::Get(const std::string& name, const std::string& version) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(name);
+  const size_t dot = name.rfind('.');
+  if (it == models_.end() && dot != std::string::npos) {
+    auto base = models_.find(name.substr(0, dot));
+    if (base != models_.end()) {
+      auto variant = base->second.variants.find(name.substr(dot + 1));
+      if (variant != base->second.variants.end() && (version.empty() || version == "1")) return variant->second;
+    }
+  }
   if (it == models_.end()) return absl::NotFoundError(absl::StrCat("unknown model '", name, "'"));
   const Entry& entry = it->second;
+  if (version.empty() && !entry.promoted.empty()) return entry.variants.at(entry.promoted);
   if (entry.versions.empty()) {
     return absl::UnavailableError(absl::StrCat("model '", name, "' is not ready (", entry.state,
                                                entry.reason.empty() ? "" : ": " + entry.reason, ")"));
@@ -136,8 +150,12 @@ std::vector<std::shared_ptr<Model>> ModelManager::Loaded(const std::string& name
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::shared_ptr<Model>> loaded;
   for (const auto& [model_name, entry] : models_) {
-    if (!name.empty() && model_name != name) continue;
-    for (const auto& [version, model] : entry.versions) loaded.push_back(model);
+    if (name.empty() || model_name == name) {
+      for (const auto& [version, model] : entry.versions) loaded.push_back(model);
+    }
+    for (const auto& [variant, model] : entry.variants) {
+      if (name.empty() || model->name() == name) loaded.push_back(model);
+    }
   }
   return loaded;
 }
@@ -164,8 +182,59 @@ std::vector<ModelIndexEntry> ModelManager::Index() const {
       continue;
     }
     for (const auto& [version, model] : it->second.versions) out.push_back({name, model->version_text(), e.state, e.reason});
+    for (const auto& [variant, model] : it->second.variants) out.push_back({model->name(), "1", "READY", ""});
   }
   return out;
+}
+
+absl::Status ModelManager::AddVariant(const std::string& base, const std::string& variant, std::shared_ptr<Model> model) {
+  std::shared_ptr<Model> replaced;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(base);
+  if (it == models_.end() || it->second.versions.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("model '", base, "' is not loaded"));
+  }
+  replaced = std::move(it->second.variants[variant]);  // drains once the lock is released
+  it->second.variants[variant] = std::move(model);
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::RemoveVariant(const std::string& base, const std::string& variant) {
+  std::shared_ptr<Model> removed;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(base);
+  if (it == models_.end() || !it->second.variants.count(variant)) return absl::OkStatus();
+  if (it->second.promoted == variant) {
+    return absl::FailedPreconditionError(absl::StrCat("'", base, ".", variant, "' is promoted; demote it first"));
+  }
+  removed = std::move(it->second.variants[variant]);
+  it->second.variants.erase(variant);
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::Promote(const std::string& base, const std::string& variant) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(base);
+  if (it == models_.end() || it->second.versions.empty()) {
+    return absl::NotFoundError(absl::StrCat("model '", base, "' is not loaded"));
+  }
+  if (!variant.empty() && !it->second.variants.count(variant)) {
+    return absl::NotFoundError(absl::StrCat("model '", base, "' has no variant '", variant, "' being served"));
+  }
+  it->second.promoted = variant;
+  return absl::OkStatus();
+}
+
+std::string ModelManager::Promoted(const std::string& base) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(base);
+  return it == models_.end() ? "" : it->second.promoted;
+}
+
+bool ModelManager::ServesVariant(const std::string& base, const std::string& variant) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(base);
+  return it != models_.end() && it->second.variants.count(variant) > 0;
 }
 
 }  // namespace slimserve::server

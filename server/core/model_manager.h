@@ -6,9 +6,11 @@
 // States per model, as RepositoryIndex reports them:
 //   LOADING -> READY -> UNAVAILABLE (unloaded; or the load failed)
 // A model that is READY stays READY while a new load of it is under way.
+// Compressed variants of a model are served beside it under "<model>.<variant>".
 #ifndef SLIMSERVE_SERVER_CORE_MODEL_MANAGER_H_
 #define SLIMSERVE_SERVER_CORE_MODEL_MANAGER_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -60,11 +62,31 @@ class ModelManager {
   // Models in the repository and the loaded ones, with their state.
   std::vector<ModelIndexEntry> Index() const;
 
+  // Compressed variants. A variant `v` of model `m` is a Model of its own,
+  // named "m.v", served beside m's versions; Get("m.v", "") finds it, and
+  // Get("m", "") finds the promoted variant if there is one.
+  // Serves `model` as variant `variant` of the loaded model `base`,
+  // replacing one of that name (which drains).
+  absl::Status AddVariant(const std::string& base, const std::string& variant, std::shared_ptr<Model> model);
+  // Stops serving a variant; the promoted one must be demoted first.
+  absl::Status RemoveVariant(const std::string& base, const std::string& variant);
+  // Routes the bare name to `variant`, or back to the latest version for "".
+  absl::Status Promote(const std::string& base, const std::string& variant);
+  std::string Promoted(const std::string& base) const;
+  bool ServesVariant(const std::string& base, const std::string& variant) const;
+  const ModelOptions& model_options() const { return options_.model; }
+  // Called with the model's name after every load that succeeds (also at
+  // start), on the loading thread: the compression service re-serves the
+  // model's cached variants from it. Set before the first load.
+  void SetLoadListener(std::function<void(const std::string&)> listener) { on_load_ = std::move(listener); }
+
  private:
   struct Entry {
     std::string state = "UNAVAILABLE";
     std::string reason;
     std::map<int64_t, std::shared_ptr<Model>> versions;
+    std::map<std::string, std::shared_ptr<Model>> variants;
+    std::string promoted;  // a key of variants, or empty
   };
   // Loads `name` from its repository folder, or from `staged` (an upload,
   // committed to the repository only if every version loads).
@@ -77,6 +99,7 @@ class ModelManager {
   std::mutex load_mu_;  // one load or unload at a time
   mutable std::mutex mu_;
   std::map<std::string, Entry> models_;
+  std::function<void(const std::string&)> on_load_;
 };
 
 }  // namespace slimserve::server

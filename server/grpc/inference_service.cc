@@ -8,17 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/status_macros.h"
 #include "server/core/config.h"
+#include "server/grpc/grpc_status.h"
 #include "server/grpc/tensor_codec.h"
 
 namespace slimserve::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 void AddTensorMetadata(const std::string& name, inference::DataType type,
                        const google::protobuf::RepeatedField<int64_t>& dims, bool batching,
@@ -145,6 +141,7 @@ void InferenceService::Infer(const inference::ModelInferRequest& request, infere
     return finish(checked);
   }
   const int64_t rows = model->Rows(run);
+  model->SampleTraffic(run.inputs);
   model->Submit(std::move(run), [&request, &response, model, names = std::move(names), rows, record,
                                  finish](absl::StatusOr<InferResult> result) {
     if (result.ok()) {

@@ -6,6 +6,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 
 namespace slimserve::server {
@@ -66,6 +68,30 @@ struct PrometheusMetrics::Families {
                                                     .Name("slimserve_model_load_duration_seconds")
                                                     .Help("Time the last load of a model version took")
                                                     .Register(*registry);
+  // A compressed variant's measurements, one gauge each (VariantGauges' order).
+  std::vector<prometheus::Family<prometheus::Gauge>*> variant = [this] {
+    const std::pair<const char*, const char*> gauges[] = {
+        {"slimserve_variant_top1_percent", "Top-1 against the evaluation labels (-1: no labels)"},
+        {"slimserve_variant_agreement_percent", "Top-1 answers equal to the original model's"},
+        {"slimserve_variant_sqnr_db", "Output signal-to-quantization-noise ratio against the original"},
+        {"slimserve_variant_size_bytes", "Size of the variant's ONNX file"},
+        {"slimserve_variant_latency_p50_seconds", "Median latency at batch 1, measured as served"},
+        {"slimserve_variant_latency_p99_seconds", "99th percentile latency at batch 1, measured as served"},
+        {"slimserve_variant_throughput", "Inferences per second at the max batch size"}};
+    std::vector<prometheus::Family<prometheus::Gauge>*> families;
+    for (const auto& [name, help] : gauges) {
+      families.push_back(&prometheus::BuildGauge().Name(name).Help(help).Register(*registry));
+    }
+    return families;
+  }();
+  prometheus::Family<prometheus::Counter>& jobs = prometheus::BuildCounter()
+                                                      .Name("slimserve_compression_jobs_total")
+                                                      .Help("Compression jobs ended, by state")
+                                                      .Register(*registry);
+  prometheus::Family<prometheus::Counter>& cache = prometheus::BuildCounter()
+                                                       .Name("slimserve_variant_cache_lookups_total")
+                                                       .Help("Variant requests looked up in the cache, by result")
+                                                       .Register(*registry);
 };
 
 PrometheusMetrics::PrometheusMetrics() : families_(std::make_unique<Families>()) {}
@@ -110,6 +136,20 @@ void PrometheusMetrics::Pending(const std::string& model, const std::string& ver
 
 void PrometheusMetrics::Loaded(const std::string& model, const std::string& version, double seconds) {
   families_->load.Add({{"model", model}, {"version", version}}).Set(seconds);
+}
+
+void PrometheusMetrics::Variant(const std::string& model, const std::string& variant, const VariantGauges& g) {
+  const double values[] = {g.top1,          g.agreement,   g.sqnr_db,     static_cast<double>(g.size_bytes),
+                           g.p50_seconds,   g.p99_seconds, g.throughput};
+  for (size_t i = 0; i < families_->variant.size(); ++i) {
+    families_->variant[i]->Add({{"model", model}, {"variant", variant}}).Set(values[i]);
+  }
+}
+
+void PrometheusMetrics::JobEnded(const std::string& state) { families_->jobs.Add({{"state", state}}).Increment(); }
+
+void PrometheusMetrics::CacheLookup(bool hit) {
+  families_->cache.Add({{"result", hit ? "hit" : "miss"}}).Increment();
 }
 
 }  // namespace slimserve::server

@@ -1,6 +1,7 @@
 // The server's metrics in Prometheus' text format over HTTP (prometheus-cpp),
-// at http://<address>/metrics. Names start with slimserve_; every series has
-// model and version labels.
+// at http://<address>/metrics. Names start with slimserve_; request series
+// have model and version labels (a variant is a model, "<model>.<variant>"),
+// variant gauges model and variant labels.
 #ifndef SLIMSERVE_SERVER_METRICS_PROMETHEUS_METRICS_H_
 #define SLIMSERVE_SERVER_METRICS_PROMETHEUS_METRICS_H_
 
@@ -23,6 +24,9 @@ class PrometheusMetrics : public MetricsSink {
   void Batch(const std::string& model, const std::string& version, int64_t batch_size) override;
   void Pending(const std::string& model, const std::string& version, int64_t requests) override;
   void Loaded(const std::string& model, const std::string& version, double seconds) override;
+  void Variant(const std::string& model, const std::string& variant, const VariantGauges& gauges) override;
+  void JobEnded(const std::string& state) override;
+  void CacheLookup(bool hit) override;
 
  private:
   struct Families;
