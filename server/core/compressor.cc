@@ -446,7 +446,7 @@ absl::Status Compressor::Serve(const v1::Variant& record, const std::string& onn
   ASSIGN_OR_RETURN(std::shared_ptr<Model> original, Original(models_, record.model()));
   inference::ModelConfig config = original->config();
   config.set_name(record.served_name());
-  ModelSource source{record.served_name(), 1, onnx_path, config};
+  ModelSource source{record.served_name(), 1, onnx_path, "", config};
   ASSIGN_OR_RETURN(std::shared_ptr<Model> model, Model::Load(std::move(source), models_.model_options(), metrics_));
   RETURN_IF_ERROR(models_.AddVariant(record.model(), record.variant(), std::move(model)));
   if (record.promoted()) RETURN_IF_ERROR(models_.Promote(record.model(), record.variant()));
@@ -551,7 +551,7 @@ absl::Status Compressor::Run(JobState& state) {
   // Loading and measuring on the publisher thread: the variant's instance
   // threads must not inherit the worker's low priority.
   absl::Status published = OnPublisher([&]() -> absl::Status {
-    ModelSource source{stored.record.served_name(), 1, stored.onnx_path, original->config()};
+    ModelSource source{stored.record.served_name(), 1, stored.onnx_path, "", original->config()};
     source.config.set_name(source.name);
     ASSIGN_OR_RETURN(std::shared_ptr<Model> served, Model::Load(std::move(source), models_.model_options(), metrics_));
     ASSIGN_OR_RETURN(Speed variant_speed, MeasureSpeed(*served, evaluation));

@@ -78,7 +78,7 @@ Model::Model(ModelSource source, const ModelOptions& options, MetricsSink* metri
       version_(source.version),
       version_text_(absl::StrCat(source.version)),
       config_(std::move(source.config)),
-      source_path_(source.onnx_path),
+      source_path_(source.stored_path.empty() ? source.onnx_path : source.stored_path),
       metrics_(metrics),
       traffic_(options.traffic_sample_bytes) {}
 

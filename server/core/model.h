@@ -54,6 +54,9 @@ struct ModelSource {
   std::string name;
   int64_t version = 1;
   std::string onnx_path;
+  // Where the file stays once loaded, if not onnx_path: an upload is loaded
+  // from its staging folder, then moved into the repository.
+  std::string stored_path;
   inference::ModelConfig config;  // as read; Load completes it from the model
 };
 
@@ -83,7 +86,7 @@ class Model {
   int64_t version() const { return version_; }
   const std::string& version_text() const { return version_text_; }
   const inference::ModelConfig& config() const { return config_; }
-  // The ONNX file it was loaded from.
+  // The ONNX file it was loaded from (where it is now).
   const std::string& source_path() const { return source_path_; }
 
   // Offers a request's inputs (in config order) to the reservoir that

@@ -57,7 +57,8 @@ absl::Status ModelManager::LoadFromRepository(const std::string& name, const std
   std::map<int64_t, std::shared_ptr<Model>> versions;
   absl::Status status = files.status();
   for (const auto& [version, path] : files.ok() ? files->versions : std::map<int64_t, std::string>{}) {
-    ModelSource source{name, version, path, files->config};
+    ModelSource source{name, version, path, "", files->config};
+    if (!staged.empty()) source.stored_path = repository_.root() + "/" + name + path.substr(staged.size());
     absl::StatusOr<std::shared_ptr<Model>> model = Model::Load(std::move(source), options_.model, metrics_);
     if (!model.ok()) {
       status = model.status();
