@@ -169,7 +169,9 @@ TEST_F(CompressionTest, UploadCompressEvaluateServePromoteExport) {
   std::set<std::string> stages;
   for (size_t i = 0; i < seen.size(); ++i) {
     stages.insert(seen[i].stage());
-    if (i > 0) EXPECT_GE(seen[i].progress(), seen[i - 1].progress());
+    if (i > 0) {
+      EXPECT_GE(seen[i].progress(), seen[i - 1].progress());
+    }
   }
   for (const char* stage : {"calibrating", "evaluating", "measuring"}) {
     EXPECT_TRUE(stages.count(stage)) << stage;
