@@ -27,7 +27,7 @@ absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile
     if (calibration == nullptr || calibration->rows() == 0) {
       return absl::InvalidArgumentError("int8-static needs calibration data");
     }
-    batches = calibration->Batches(0, profile.samples, 64);
+    batches = calibration->Batches(0, profile.samples, options.batch);
   }
   ASSIGN_OR_RETURN(built.report, Quantize(built.graph, q, batches));
   return built;

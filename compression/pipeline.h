@@ -19,7 +19,8 @@ namespace slimserve::compression {
 
 struct BuildOptions {
   int num_threads = 0;  // 0: one per core
-  Progress progress;    // over the calibration runs
+  Progress progress;    // over the calibration runs, called between batches
+  int64_t batch = 64;   // calibration rows per run
 };
 
 struct BuiltVariant {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cli/args.h"
 #include "runtime/openmp_env.h"
@@ -40,7 +41,9 @@ constexpr char kUsage[] =
     "Compression (slimserve.v1.Compression; variants are served as <model>.<variant>):\n"
     "  --state-dir DIR            variant cache, data sets and job records (default <repository>/.slimserve)\n"
     "  --compression-workers N    jobs built at once (default 1)\n"
-    "  --compression-threads N    intra-op threads per job (default 1; jobs also run at nice 10)\n"
+    "  --compression-threads N    intra-op threads per job (default 1; jobs run under SCHED_IDLE)\n"
+    "  --compression-busy-share F while requests are being answered, the share of time a job computes\n"
+    "                             (default 0.1; 1: no yielding)\n"
     "  --variant-cache-bytes N    variant cache budget, oldest evicted first (default 4294967296)\n"
     "  --max-dataset-bytes N      largest data set upload (default 1073741824)\n"
     "  --traffic-sample-bytes N   per model, recent request inputs kept to calibrate on (default 33554432;\n"
@@ -56,7 +59,8 @@ int Serve(int argc, char** argv) {
                                {"model-repository", "grpc-port", "grpc-address", "metrics-port",
                                 "model-control-mode", "threads", "backend", "max-message-bytes", "max-model-bytes",
                                 "shutdown-timeout-s", "state-dir", "compression-workers", "compression-threads",
-                                "variant-cache-bytes", "max-dataset-bytes", "traffic-sample-bytes"},
+                                "variant-cache-bytes", "max-dataset-bytes", "traffic-sample-bytes",
+                                "compression-busy-share"},
                                {"load-model"});
   if (!args.ok()) return Fail(std::string(args.status().message()));
   if (args->Has("help")) {
@@ -110,6 +114,10 @@ int Serve(int argc, char** argv) {
   compressor_options.threads = static_cast<int>(numbers[7]);
   compressor_options.cache_bytes = numbers[8];
   compressor_options.max_dataset_bytes = numbers[9];
+  if (!absl::SimpleAtod(args->Get("compression-busy-share", "0.1"), &compressor_options.busy_share) ||
+      !(compressor_options.busy_share > 0 && compressor_options.busy_share <= 1)) {
+    return Fail("--compression-busy-share is a number in (0, 1]");
+  }
   auto compressor = Compressor::Create(compressor_options, *models, metrics.get());
   if (!compressor.ok()) return Fail(std::string(compressor.status().message()));
   CompressionService compression(**compressor);

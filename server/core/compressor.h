@@ -5,8 +5,9 @@
 //
 // A job: load the original -> calibrate/quantize (compression/pipeline.h)
 // -> evaluate against the original -> store in the cache -> load the variant
-// as a model, measure its latency as served -> publish. Workers run at a
-// lower scheduling priority (nice) with fewer threads than serving; the
+// as a model, measure its latency as served -> publish. Workers run under
+// SCHED_IDLE with fewer threads than serving, and while requests are being
+// answered they compute only `busy_share` of the time; the
 // variant's serving threads are started by a publisher thread at normal
 // priority. Job records are files, so after a restart an interrupted job is
 // reported failed, and finished variants come back from the cache when
@@ -42,7 +43,10 @@ struct CompressorOptions {
   std::string state_dir;  // holds variants/, datasets/ and jobs/
   int workers = 1;
   int threads = 1;        // intra-op threads of a job (serving has its own)
-  int nice = 10;          // workers' scheduling priority: higher yields more to serving
+  // While the server answers requests, the share of time a job computes:
+  // after each piece of work it sleeps in proportion. Any CPU a job takes
+  // shows in serving's tail latency on a busy machine (bench/compression_load.sh).
+  double busy_share = 0.1;
   int max_queued_jobs = 16;
   int64_t cache_bytes = int64_t{4} << 30;
   int64_t max_dataset_bytes = int64_t{1} << 30;
@@ -85,6 +89,8 @@ class Compressor {
   // Runs `work` on the publisher thread and waits for it.
   absl::Status OnPublisher(std::function<absl::Status()> work);
   absl::Status Run(JobState& state);
+  // Between pieces of a job's work: sleeps while serving is busy (busy_share).
+  void Yield(JobState& state);
   // Loads a cached variant as a served model.
   absl::Status Serve(const v1::Variant& record, const std::string& onnx_path);
   // Applies `change` to the job, wakes watchers, and writes the record when

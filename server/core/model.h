@@ -119,6 +119,8 @@ class Model {
   // `total`) in the statistics and the metrics.
   void RecordRequest(const absl::Status& status, const RequestTimes& times, int64_t rows);
   void FillStatistics(inference::ModelStatistics& stats) const;
+  // When the last request finished successfully (ms since the Unix epoch; 0: never).
+  uint64_t last_inference_ms() const { return last_inference_ms_; }
 
  private:
   struct Pending {
