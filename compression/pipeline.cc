@@ -12,6 +12,8 @@ absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile
   RETURN_IF_ERROR(runtime::Optimize(original, fold));
   BuiltVariant built{std::move(original), {}};
   if (profile.kind == ProfileKind::kFp32) return built;
+  // Per-channel DequantizeLinear and Cast to bfloat16 are opset-13 ops.
+  RETURN_IF_ERROR(runtime::UpgradeOpset(built.graph, 13));
 
   QuantizeOptions q;
   q.precision = profile.kind == ProfileKind::kBf16         ? Precision::kBf16

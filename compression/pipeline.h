@@ -29,7 +29,7 @@ struct BuiltVariant {
 };
 
 // `original` as imported. BatchNorm and other constant arithmetic are folded
-// first (fp32 is just that); int8-static needs `calibration` (its first
+// first (fp32 is just that), and models below opset 13 are upgraded to it; int8-static needs `calibration` (its first
 // profile.samples rows are used). Fails with FailedPrecondition when the
 // profile does not apply to the model (int8 without Conv, Gemm or MatMul).
 absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile& profile,

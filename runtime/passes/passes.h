@@ -39,6 +39,12 @@ void FuseResidualAdd(Graph& graph);
 // Conv/Gemm/MatMul (fused or not) + an activation -> the fused op with it,
 // and a Mul or Add by a single constant after that activation too.
 void FuseActivations(Graph& graph);
+// Rewrites an opset 9-12 graph in opset 13's forms (parameters that became
+// inputs: Clip, Slice, Pad, TopK, Squeeze, Unsqueeze, ReduceSum, Split;
+// Softmax's axis) so that it can carry opset-13 ops such as per-channel
+// DequantizeLinear. All or nothing: fails, naming the node, where a form has
+// no conversion here (Upsample, Resize before 11, subgraphs).
+absl::Status UpgradeOpset(Graph& graph, int64_t target);
 // Drops nodes and initializers nothing reads.
 void EliminateDeadNodes(Graph& graph);
 

@@ -217,3 +217,75 @@ TEST(PassesTest, DecomposedLayerNormBecomesOneNode) {
 
 }  // namespace
 }  // namespace slimserve::runtime
+
+namespace slimserve::runtime {
+namespace {
+
+// Opset 9 forms (parameters as attributes) -> opset 13 forms (as inputs),
+// computing the same outputs.
+TEST(UpgradeOpset, AttributesBecomeInputsAndOutputsStayTheSame) {
+  GraphBuilder b(9);
+  b.Input("x", {2, 3, 4});
+  b.Node("Clip", {"x"}, {"c"}).Float("min", -0.5f).Float("max", 0.5f);
+  b.Node("Slice", {"c"}, {"s"}).Ints("starts", {0, 1}).Ints("ends", {2, 3}).Ints("axes", {0, 2});
+  b.Node("Unsqueeze", {"s"}, {"u"}).Ints("axes", {0});
+  b.Node("Squeeze", {"u"}, {"q"}).Ints("axes", {0});
+  b.Node("Pad", {"q"}, {"p"}).Ints("pads", {0, 0, 1, 0, 0, 1}).Float("value", 1.0f);
+  b.Node("ReduceSum", {"p"}, {"r"}).Ints("axes", {1}).Int("keepdims", 1);
+  b.Node("Split", {"r"}, {"a", "d"}).Int("axis", 2).Ints("split", {1, 3});
+  b.Node("Softmax", {"d"}, {"y"}).Int("axis", 2);
+  b.Output("a");
+  b.Output("y");
+  Graph graph = b.Build();
+  graph.value_info["d"] = ValueInfo{"d", DataType::kFloat32, {2, 1, 3}, {}, true};
+
+  Graph upgraded = graph;
+  ASSERT_TRUE(UpgradeOpset(upgraded, 13).ok());
+  EXPECT_EQ(upgraded.opset, 13);
+  for (const Node& n : upgraded.nodes) {
+    for (const char* moved : {"min", "max", "starts", "ends", "axes", "pads", "value", "split"}) {
+      EXPECT_FALSE(n.Has(moved)) << n.Describe() << " still has " << moved;
+    }
+  }
+  const std::vector<Tensor> inputs = {RandomTensor({2, 3, 4}, 5)};
+  auto before = testing::RunGraph(graph, inputs);
+  auto after = testing::RunGraph(upgraded, inputs);
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_TRUE(after.ok()) << after.status();
+  for (size_t i = 0; i < before->size(); ++i) EXPECT_LE(Mismatch((*after)[i], (*before)[i], 1e-6, 1e-7), 1.0);
+}
+
+TEST(UpgradeOpset, SoftmaxOverSeveralAxesKeepsItsMeaning) {
+  GraphBuilder b(11);
+  b.Input("x", {2, 3, 4});
+  b.Node("Relu", {"x"}, {"r"});
+  b.Node("Softmax", {"r"}, {"y"}).Int("axis", 1);  // over [2, 12]: not one axis of opset 13
+  b.Output("y");
+  const Graph graph = b.Build();
+  Graph upgraded = graph;
+  ASSERT_TRUE(UpgradeOpset(upgraded, 13).ok());
+  EXPECT_EQ(Ops(upgraded), (std::vector<std::string>{"Relu", "Flatten", "Shape", "Softmax", "Reshape"}));
+  const std::vector<Tensor> inputs = {RandomTensor({2, 3, 4}, 6)};
+  auto before = testing::RunGraph(graph, inputs);
+  auto after = testing::RunGraph(upgraded, inputs);
+  ASSERT_TRUE(before.ok() && after.ok());
+  EXPECT_LE(Mismatch((*after)[0], (*before)[0], 1e-6, 1e-7), 1.0);
+}
+
+TEST(UpgradeOpset, RefusesWhatItCannotConvertAndLeavesTheGraphAlone) {
+  GraphBuilder b(9);
+  b.Input("x", {1, 3, 4, 4});
+  b.Node("Clip", {"x"}, {"c"}).Float("min", 0.0f);
+  b.Node("Upsample", {"c", "scales"}, {"y"}).String("mode", "nearest");
+  b.Constant("scales", Tensor::FromVector<float>({4}, {1, 1, 2, 2}));
+  b.Output("y");
+  Graph graph = b.Build();
+  const absl::Status status = UpgradeOpset(graph, 13);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(status.message().find("Upsample"), std::string::npos) << status;
+  EXPECT_EQ(graph.opset, 9);
+  EXPECT_TRUE(graph.nodes[0].Has("min"));
+}
+
+}  // namespace
+}  // namespace slimserve::runtime
