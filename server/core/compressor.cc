@@ -417,7 +417,9 @@ void Compressor::WorkerLoop() {
         job.set_stage("");
       } else {
         job.set_state(state->cancel ? v1::Job::CANCELLED : v1::Job::FAILED);
-        job.set_message(state->cancel ? "cancelled" : std::string(status.message()));
+        job.set_message(!state->cancel ? std::string(status.message())
+                        : stopping_    ? "cancelled by the server's shutdown; create the variant again"
+                                       : "cancelled");
       }
     });
     metrics_->JobEnded(v1::Job::State_Name(GetJob(state->job.id())->state()));
