@@ -42,11 +42,16 @@ COUNTERS = {
     "slimserve_request_failure_total",
     "slimserve_inference_count_total",
     "slimserve_execution_count_total",
+    "slimserve_compression_jobs_total",
+    "slimserve_variant_cache_lookups_total",
 }
-GAUGES = {"slimserve_pending_requests", "slimserve_model_load_duration_seconds"}
+GAUGES = {"slimserve_pending_requests", "slimserve_model_load_duration_seconds"} | {
+    "slimserve_variant_" + q for q in ("top1_percent", "agreement_percent", "sqnr_db", "size_bytes",
+                                       "latency_p50_seconds", "latency_p99_seconds", "throughput")}
 SERIES = (COUNTERS | GAUGES | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")})
 # Labels of those series, plus the ones Prometheus and deploy/prometheus.yml attach to targets.
-LABELS = {"model", "version", "reason", "le", "instance", "job", "namespace", "pod", "__name__"}
+LABELS = {"model", "version", "reason", "le", "variant", "state", "result", "instance", "job", "namespace", "pod",
+          "__name__"}
 
 EXPECTED_PORTS = {"grpc": 8001, "metrics": 8002}
 
