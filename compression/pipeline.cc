@@ -21,6 +21,7 @@ absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile
                                                             : Precision::kInt8Static;
   q.calibration = profile.calibration;
   q.percentile = profile.percentile;
+  q.s8_activations = profile.s8_activations;
   q.keep_fp32 = profile.keep_fp32;
   q.num_threads = options.num_threads;
   q.progress = options.progress;

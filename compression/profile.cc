@@ -54,7 +54,8 @@ absl::StatusOr<Profile> ParseProfile(absl::string_view text) {
   for (size_t i = 1; i < parts.size(); ++i) {
     const std::pair<std::string, std::string> kv = absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
     const auto& [key, value] = kv;
-    const bool static_only = key == "calibration" || key == "percentile" || key == "samples" || key == "data";
+    const bool static_only =
+        key == "calibration" || key == "percentile" || key == "samples" || key == "data" || key == "activations";
     if (static_only && p.kind != ProfileKind::kInt8Static) {
       return absl::InvalidArgumentError(absl::StrCat("profile option '", key, "' applies to int8-static only"));
     }
@@ -76,12 +77,17 @@ absl::StatusOr<Profile> ParseProfile(absl::string_view text) {
       }
     } else if (key == "data") {
       p.data = value;
+    } else if (key == "activations") {
+      if (value != "u8" && value != "s8") {
+        return absl::InvalidArgumentError(absl::StrCat("activations are u8 or s8, not '", value, "'"));
+      }
+      p.s8_activations = value == "s8";
     } else if (key == "keep") {
       if (value.empty()) return absl::InvalidArgumentError("keep= needs a node name or an op type");
       p.keep_fp32.push_back(value);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "unknown profile option '", parts[i], "'; options: calibration, percentile, samples, data, keep"));
+          "unknown profile option '", parts[i], "'; options: calibration, percentile, samples, data, activations, keep"));
     }
   }
   return p;
@@ -94,6 +100,7 @@ std::string ProfileText(const Profile& profile) {
     if (profile.calibration == Calibration::kPercentile) absl::StrAppend(&text, ",percentile=", profile.percentile);
     absl::StrAppend(&text, ",samples=", profile.samples);
     if (!profile.data.empty()) absl::StrAppend(&text, ",data=", profile.data);
+    if (profile.s8_activations) absl::StrAppend(&text, ",activations=s8");
   }
   if (profile.kind != ProfileKind::kFp32) {
     std::vector<std::string> keep = profile.keep_fp32;

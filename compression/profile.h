@@ -26,13 +26,14 @@ struct Profile {
   double percentile = 99.99;  // with kPercentile
   int64_t samples = 512;      // calibration rows
   std::string data;           // calibration data: a data set name or "traffic"; empty: the caller's default
+  bool s8_activations = false;  // int8 activations instead of uint8
   // Node names or op types left in fp32 (bf16 and int8).
   std::vector<std::string> keep_fp32;
 };
 
 // "KIND[,key=value...]": KIND is fp32, bf16, int8-dynamic or int8-static;
 // keys calibration (minmax|percentile|entropy|mse), percentile, samples,
-// data, keep (repeatable). Errors name the part that is wrong.
+// data, activations (u8|s8), keep (repeatable). Errors name the part that is wrong.
 absl::StatusOr<Profile> ParseProfile(absl::string_view text);
 // The canonical text: only the options that apply to the kind, keep sorted.
 std::string ProfileText(const Profile& profile);

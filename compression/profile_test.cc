@@ -8,7 +8,8 @@ namespace {
 TEST(ProfileTest, TextRoundTripsThroughTheCanonicalForm) {
   for (const char* text : {"fp32", "bf16", "int8-dynamic", "int8-static,calibration=minmax,samples=512",
                            "int8-static,calibration=percentile,percentile=99.9,samples=64,data=traffic,keep=Conv",
-                           "int8-static,calibration=entropy,samples=512,data=calib", "bf16,keep=Gemm,keep=a"}) {
+                           "int8-static,calibration=entropy,samples=512,data=calib", "bf16,keep=Gemm,keep=a",
+                           "int8-static,calibration=minmax,samples=512,activations=s8"}) {
     absl::StatusOr<Profile> p = ParseProfile(text);
     ASSERT_TRUE(p.ok()) << text << ": " << p.status();
     EXPECT_EQ(ProfileText(*p), text);
@@ -32,6 +33,8 @@ TEST(ProfileTest, ErrorsNameWhatIsWrong) {
       {"int8-dynamic,calibration=mse", "'calibration' applies to int8-static only"},
       {"bf16,speed=fast", "unknown profile option 'speed=fast'"},
       {"bf16,keep=", "keep= needs a node name"},
+      {"int8-static,activations=u4", "activations are u8 or s8"},
+      {"int8-dynamic,activations=s8", "'activations' applies to int8-static only"},
   };
   for (const auto& [text, message] : cases) {
     absl::StatusOr<Profile> p = ParseProfile(text);

@@ -350,12 +350,16 @@ absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& opt
         nodes.push_back(MakeNode("DynamicQuantizeLinear", x + "_quantize", {x}, {q, scale, zero}));
         nodes.push_back(MakeNode("DequantizeLinear", x + "_dequantize", {q, scale, zero}, {dq}));
       } else {
-        // uint8 over [lo, hi] (which includes 0, so 0 stays exact).
+        // 256 levels over [lo, hi] (which includes 0, so 0 stays exact).
         const Range r = ranges[x];
         const float s = r.hi > r.lo ? (r.hi - r.lo) / 255.0f : 1.0f;
-        const auto zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(-r.lo / s), 0.0f, 255.0f));
+        const float lowest = options.s8_activations ? -128.0f : 0.0f;
+        const float zero_point = std::clamp(std::nearbyint(lowest - r.lo / s), lowest, lowest + 255.0f);
         const std::string scale = AddConstant(graph, x + "_scale", Tensor::FromVector<float>({}, {s}));
-        const std::string zero = AddConstant(graph, x + "_zero_point", Tensor::FromVector<uint8_t>({}, {zero_point}));
+        const std::string zero = AddConstant(
+            graph, x + "_zero_point",
+            options.s8_activations ? Tensor::FromVector<int8_t>({}, {static_cast<int8_t>(zero_point)})
+                                   : Tensor::FromVector<uint8_t>({}, {static_cast<uint8_t>(zero_point)}));
         nodes.push_back(MakeNode("QuantizeLinear", x + "_quantize", {x, scale, zero}, {q}));
         nodes.push_back(MakeNode("DequantizeLinear", x + "_dequantize", {q, scale, zero}, {dq}));
       }

@@ -88,16 +88,19 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
     const char* name;
     Precision precision;
     Calibration calibration;
+    bool s8 = false;
   };
   for (const Mode& mode : {Mode{"int8 static, min/max", Precision::kInt8Static, Calibration::kMinMax},
                            Mode{"int8 static, least square error", Precision::kInt8Static, Calibration::kMse},
                            Mode{"int8 static, entropy", Precision::kInt8Static, Calibration::kEntropy},
+                           Mode{"int8 static, s8 activations", Precision::kInt8Static, Calibration::kMinMax, true},
                            Mode{"int8 dynamic", Precision::kInt8Dynamic, Calibration::kMinMax},
                            Mode{"bf16", Precision::kBf16, Calibration::kMinMax}}) {
     Graph graph = Folded();
     QuantizeOptions options;
     options.precision = mode.precision;
     options.calibration = mode.calibration;
+    options.s8_activations = mode.s8;
     auto report = Quantize(graph, options, train.Batches(0, 1000, 100));
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_EQ(report->quantized.size(), 6u);  // 4 Conv, 2 Gemm

@@ -174,11 +174,13 @@ absl::StatusOr<compression::Profile> ProfileFromProto(const v1::Profile& proto) 
   if (proto.percentile() != 0) p.percentile = proto.percentile();
   if (proto.samples() != 0) p.samples = proto.samples();
   p.data = proto.data();
+  p.s8_activations = proto.s8_activations();
   p.keep_fp32.assign(proto.keep_fp32().begin(), proto.keep_fp32().end());
   // The text form checks the values (and is what identifies the profile).
   std::string text = compression::ProfileText(p);
-  if (p.kind != compression::ProfileKind::kInt8Static && (!p.data.empty() || proto.calibration() != 0)) {
-    return absl::InvalidArgumentError("calibration and data apply to INT8_STATIC profiles only");
+  if (p.kind != compression::ProfileKind::kInt8Static &&
+      (!p.data.empty() || proto.calibration() != 0 || p.s8_activations)) {
+    return absl::InvalidArgumentError("calibration, data and s8_activations apply to INT8_STATIC profiles only");
   }
   return compression::ParseProfile(text);
 }
@@ -199,6 +201,7 @@ v1::Profile ProfileToProto(const compression::Profile& p) {
     if (p.calibration == C::kPercentile) proto.set_percentile(p.percentile);
     proto.set_samples(p.samples);
     proto.set_data(p.data);
+    proto.set_s8_activations(p.s8_activations);
   }
   for (const std::string& k : p.keep_fp32) proto.add_keep_fp32(k);
   return proto;

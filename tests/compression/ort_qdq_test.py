@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The int8 QDQ and bf16 files that `slimctl compress --offline` writes run in
 ONNX Runtime (onnxruntime-node, tools/ort) and agree with slimserve on them:
-the Fashion-MNIST example (int8-static and bf16: same top-1 class on at least
+the Fashion-MNIST example (int8-static with u8 and s8 activations, bf16: same top-1 class on at least
 99 % of 1000 test images), PP-OCR's direction classifier (opset 9, upgraded to
 13 on the way: same top-1 on at least 99 % of 400 rendered lines) and its
 detector (opset 11: at least 99 % of either side's text pixels, > 0.3, are
@@ -72,6 +72,7 @@ def main():
     pages = np.load(os.path.join(datasets, "text_pages_evaluation.npz"))["x"]
     cases = [
         ("fashion_mnist", fashion, "input", "int8-static", "fashion_mnist_train.npz", images, top1),
+        ("fashion_mnist", fashion, "input", "int8-static,activations=s8", "fashion_mnist_train.npz", images, top1),
         ("fashion_mnist", fashion, "input", "bf16", "fashion_mnist_train.npz", images, top1),
         ("ppocr_cls", cls, "x", "int8-static,calibration=percentile", "text_lines_calibration.npz", lines, top1),
         ("ppocr_det", det, "x", "int8-static,calibration=percentile,percentile=99.95", "text_pages_calibration.npz",
