@@ -628,8 +628,19 @@ void Compressor::RestoreVariants(const std::string& model) {
   absl::StatusOr<std::string> bytes = ReadFile((*original)->source_path());
   if (!bytes.ok()) return;
   const std::string sha = Sha256Hex(*bytes);
-  for (const v1::Variant& record : cache_.Records()) {
-    if (record.model() != model || record.model_sha256() != sha) continue;
+  for (v1::Variant record : cache_.Records()) {
+    if (record.model() != model) continue;
+    if (record.model_sha256() != sha) {
+      // Built from other bytes of the model (it was replaced): not served
+      // now, nor answering for the bare name; kept should they come back.
+      if (models_.Promoted(model) == record.variant()) (void)models_.Promote(model, "");
+      (void)models_.RemoveVariant(model, record.variant());
+      if (record.promoted()) {
+        record.set_promoted(false);
+        (void)cache_.Update(record);
+      }
+      continue;
+    }
     absl::StatusOr<CachedVariant> cached = cache_.Get(record.cache_key());
     absl::Status status = cached.ok() ? OnPublisher([&] { return Serve(cached->record, cached->onnx_path); })
                                       : cached.status();

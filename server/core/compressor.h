@@ -82,7 +82,8 @@ class Compressor {
 
   Compressor(const CompressorOptions& options, ModelManager& models, MetricsSink* metrics);
   void LoadJobRecords();
-  // Serves the cached variants of `model` that were built from its current file.
+  // Serves the cached variants of `model` that were built from its current
+  // file, and stops serving (and demotes) those built from another.
   void RestoreVariants(const std::string& model);
   void WorkerLoop();
   void PublisherLoop();

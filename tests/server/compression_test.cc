@@ -351,6 +351,47 @@ TEST_F(CompressionTest, CancelRestartAndCorruptCache) {
   EXPECT_EQ(Answered("fashion_mnist.bf16"), "fashion_mnist.bf16");
 }
 
+TEST_F(CompressionTest, ReplacingTheModelRetiresItsVariants) {
+  StartServer();
+  UploadDataSets();
+  v1::Job job;
+  ASSERT_TRUE(Create("int8-dynamic", &job).ok());
+  ASSERT_EQ(Watch(job.id()).back().state(), v1::Job::SUCCEEDED);
+  v1::PromoteVariantRequest promote;
+  promote.set_model(kModel);
+  promote.set_variant("int8_dynamic");
+  promote.set_force(true);
+  v1::Variant promoted;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(compression_->PromoteVariant(WithDeadline(context), promote, &promoted).ok());
+  }
+  EXPECT_EQ(Answered(kModel), "fashion_mnist.int8_dynamic");
+
+  // The same model, other bytes (exported again): its variants were built
+  // from something else, so they stop answering.
+  auto graph = runtime::ImportOnnxFile(std::string(SLIMSERVE_EXAMPLE_DIR) + "/1/model.onnx", {});
+  ASSERT_TRUE(graph.ok());
+  inference::RepositoryModelLoadRequest load;
+  load.set_model_name(kModel);
+  (*load.mutable_parameters())["config"].set_string_param("{\"name\": \"fashion_mnist\", \"max_batch_size\": 64}");
+  (*load.mutable_parameters())["file:1/model.onnx"].set_bytes_param(*runtime::ExportOnnxBytes(*graph));
+  {
+    grpc::ClientContext context;
+    inference::RepositoryModelLoadResponse loaded;
+    const grpc::Status s = inference_->RepositoryModelLoad(WithDeadline(context), load, &loaded);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(Answered(kModel), kModel);
+  grpc::Status status;
+  Answered("fashion_mnist.int8_dynamic", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  const std::vector<v1::Variant> variants = Variants();
+  ASSERT_EQ(variants.size(), 1u);
+  EXPECT_FALSE(variants[0].served());
+  EXPECT_FALSE(variants[0].promoted());
+}
+
 TEST_F(CompressionTest, TrafficCalibratesWithoutADataSet) {
   StartServer();
   v1::Job job;
