@@ -69,14 +69,16 @@ class CompressionTest : public ::testing::Test {
     fs::copy(SLIMSERVE_EXAMPLE_DIR, fs::path(repo_) / kModel, fs::copy_options::recursive);
   }
 
-  void StartServer() {
-    auto started = ServerProcess::Start(SLIMSERVE_BINARY, {"--model-repository", repo_, "--model-control-mode",
-                                                           "explicit", "--load-model", "*", "--threads", "2"});
+  void StartServer(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--model-repository", repo_, "--model-control-mode", "explicit",
+                                     "--load-model", "*", "--threads", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto started = ServerProcess::Start(SLIMSERVE_BINARY, args);
     ASSERT_TRUE(started.ok()) << started.status();
     server_ = *std::move(started);
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(-1);
-    auto channel = grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(), args);
+    grpc::ChannelArguments channel_args;
+    channel_args.SetMaxReceiveMessageSize(-1);
+    auto channel = grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(), channel_args);
     compression_ = v1::Compression::NewStub(channel);
     inference_ = inference::GRPCInferenceService::NewStub(channel);
   }
@@ -390,6 +392,24 @@ TEST_F(CompressionTest, ReplacingTheModelRetiresItsVariants) {
   ASSERT_EQ(variants.size(), 1u);
   EXPECT_FALSE(variants[0].served());
   EXPECT_FALSE(variants[0].promoted());
+}
+
+TEST_F(CompressionTest, AFailedCacheWriteFailsTheJobAndLeavesNothing) {
+  // The cache folder cannot be created: a regular file stands in its way.
+  const std::string state = TempDir();
+  std::ofstream(state + "/variants") << "not a folder";
+  StartServer({"--state-dir", state});
+  UploadDataSets();
+  v1::Job job;
+  ASSERT_TRUE(Create("int8-dynamic", &job).ok());
+  const v1::Job failed = Watch(job.id()).back();
+  EXPECT_EQ(failed.state(), v1::Job::FAILED);
+  EXPECT_THAT(failed.message(), HasSubstr("cannot write"));
+  EXPECT_TRUE(Variants().empty());
+  grpc::Status status;
+  Answered("fashion_mnist.int8_dynamic", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Answered(kModel), kModel);
 }
 
 TEST_F(CompressionTest, TrafficCalibratesWithoutADataSet) {
