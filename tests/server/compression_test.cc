@@ -394,6 +394,35 @@ TEST_F(CompressionTest, ReplacingTheModelRetiresItsVariants) {
   EXPECT_FALSE(variants[0].promoted());
 }
 
+TEST_F(CompressionTest, EvictionKeepsTheCacheUnderBudgetButNeverThePromotedVariant) {
+  // int8 variants of the example are ~276 KB, the fp32 one ~1 MB.
+  StartServer({"--variant-cache-bytes", "700000"});
+  UploadDataSets();
+  v1::Job job;
+  for (const char* profile : {"int8-dynamic", "int8-static,data=calibration"}) {
+    ASSERT_TRUE(Create(profile, &job).ok());
+    ASSERT_EQ(Watch(job.id()).back().state(), v1::Job::SUCCEEDED);
+  }
+  v1::PromoteVariantRequest promote;
+  promote.set_model(kModel);
+  promote.set_variant("int8_dynamic");  // the older one
+  promote.set_force(true);
+  v1::Variant promoted;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(compression_->PromoteVariant(WithDeadline(context), promote, &promoted).ok());
+  }
+  ASSERT_TRUE(Create("fp32", &job).ok());
+  ASSERT_EQ(Watch(job.id()).back().state(), v1::Job::SUCCEEDED);
+  std::set<std::string> kept;
+  for (const v1::Variant& v : Variants()) kept.insert(v.variant());
+  EXPECT_EQ(kept, (std::set<std::string>{"int8_dynamic", "fp32"}));
+  grpc::Status status;
+  Answered("fashion_mnist.int8_static", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Answered(kModel), "fashion_mnist.int8_dynamic");
+}
+
 TEST_F(CompressionTest, AFailedCacheWriteFailsTheJobAndLeavesNothing) {
   // The cache folder cannot be created: a regular file stands in its way.
   const std::string state = TempDir();
