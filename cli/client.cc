@@ -466,10 +466,15 @@ const Command kCommands[] = {
     {"cancel", "usage: slimctl cancel JOB [--url HOST:PORT]\nCancels a queued or running compression job.\n",
      {"help"}, {"url"}, {}, CancelCommand},
     {"datasets",
-     "usage: slimctl datasets [list] | upload NAME --from FILE.npz | delete NAME [--url HOST:PORT]\n"
+     "usage: slimctl datasets [list] | delete NAME [--url HOST:PORT]\n"
+     "       slimctl datasets upload NAME --from FILE.npz [--url HOST:PORT]\n"
+     "       slimctl datasets upload NAME --from IMAGES-idx3-ubyte[.gz] [--labels LABELS-idx1-ubyte[.gz]]\n"
+     "                               [--input NAME] [--divide-by D]\n"
      "Data sets for calibration (compress --data NAME) and evaluation (compress --eval NAME): an .npz with\n"
-     "one array per model input, rows first, and optionally int64 `labels` (tools/make_eval_set.py).\n",
-     {"help"}, {"url", "from"}, {}, DataSetsCommand},
+     "one array per model input, rows first, and optionally int64 `labels` (tools/make_eval_set.py); or\n"
+     "MNIST-style IDX files (e.g. /usr/share/datasets/fashion-mnist/): uint8 images [N,H,W] uploaded as the\n"
+     "float input --input (default 'input') [N,1,H,W], divided by --divide-by (default 255).\n",
+     {"help"}, {"url", "from", "labels", "input", "divide-by"}, {}, DataSetsCommand},
 };
 
 }  // namespace

@@ -1,11 +1,13 @@
 #include "cli/variants.h"
 
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <fstream>
 #include <iostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -219,11 +221,72 @@ int CancelCommand(const Args& args) {
 
 namespace {
 
-// Uploads the arrays of an .npz (`labels`: int64 labels) in chunks of about 4 MiB.
-absl::Status Upload(const Args& args, const std::string& name) {
+// An IDX file (gzipped or not; MNIST's format): uint8 images [N, H, W] or
+// labels [N]. Images become float32 [N, 1, H, W] divided by `divisor`, labels int64.
+absl::StatusOr<runtime::Tensor> ReadIdx(const std::string& path, float divisor) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));
+  std::string bytes;
+  char buffer[1 << 16];
+  for (int n; (n = gzread(f, buffer, sizeof(buffer))) > 0;) bytes.append(buffer, n);
+  gzclose(f);
+  auto be32 = [&](size_t at) {
+    const auto* b = reinterpret_cast<const unsigned char*>(bytes.data() + at);
+    return (int64_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
+  };
+  const int64_t rank = bytes.size() >= 4 ? static_cast<unsigned char>(bytes[3]) : 0;
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || (rank != 1 && rank != 3) ||
+      bytes.size() < static_cast<size_t>(4 + 4 * rank)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' is not a uint8 IDX file of images or labels"));
+  }
+  runtime::Shape shape;
+  int64_t count = 1;
+  for (int64_t d = 0; d < rank; ++d) count *= shape.emplace_back(be32(4 + 4 * d));
+  const size_t offset = 4 + 4 * rank;
+  if (bytes.size() != offset + count) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' is truncated: ", bytes.size() - offset, " of ", count,
+                                                   " bytes"));
+  }
+  const auto* v = reinterpret_cast<const unsigned char*>(bytes.data() + offset);
+  if (rank == 1) {
+    runtime::Tensor labels = *runtime::Tensor::Allocate(runtime::DataType::kInt64, shape);
+    for (int64_t i = 0; i < count; ++i) labels.data<int64_t>()[i] = v[i];
+    return labels;
+  }
+  shape.insert(shape.begin() + 1, 1);
+  runtime::Tensor images = *runtime::Tensor::Allocate(runtime::DataType::kFloat32, shape);
+  for (int64_t i = 0; i < count; ++i) images.data<float>()[i] = v[i] / divisor;
+  return images;
+}
+
+// The arrays to upload: an .npz's (`labels`: int64 labels), or IDX images
+// (named --input, default "input") with --labels.
+absl::StatusOr<std::vector<std::pair<std::string, runtime::Tensor>>> ReadArrays(const Args& args) {
   const std::string from = args.Get("from");
-  if (from.empty()) return absl::InvalidArgumentError("give --from FILE.npz (arrays named after the model's inputs)");
-  ASSIGN_OR_RETURN(auto arrays, runtime::ReadNpz(from));
+  if (from.empty()) return absl::InvalidArgumentError("give --from FILE.npz or --from IMAGES-idx3-ubyte[.gz]");
+  if (absl::EndsWith(from, ".npz")) return runtime::ReadNpz(from);
+  double divisor = 255;
+  if (args.Has("divide-by") && (!absl::SimpleAtod(args.Get("divide-by"), &divisor) || divisor == 0)) {
+    return absl::InvalidArgumentError("--divide-by takes a number other than 0");
+  }
+  std::vector<std::pair<std::string, runtime::Tensor>> arrays;
+  ASSIGN_OR_RETURN(runtime::Tensor images, ReadIdx(from, static_cast<float>(divisor)));
+  if (images.rank() != 4) return absl::InvalidArgumentError(absl::StrCat("'", from, "' holds labels: give it with --labels"));
+  arrays.emplace_back(args.Get("input", "input"), std::move(images));
+  if (args.Has("labels")) {
+    ASSIGN_OR_RETURN(runtime::Tensor labels, ReadIdx(args.Get("labels"), 1));
+    if (labels.rank() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat("'", args.Get("labels"), "' holds images, not labels"));
+    }
+    arrays.emplace_back("labels", std::move(labels));
+  }
+  return arrays;
+}
+
+// Uploads the arrays in chunks of about 4 MiB.
+absl::Status Upload(const Args& args, const std::string& name) {
+  ASSIGN_OR_RETURN(auto arrays, ReadArrays(args));
+  const std::string from = args.Get("from");
   runtime::Tensor labels;
   std::vector<std::pair<std::string, runtime::Tensor>> inputs;
   for (auto& [array, t] : arrays) {

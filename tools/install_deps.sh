@@ -15,7 +15,7 @@ packages=(
   # runtime dependencies
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libdnnl-dev ocl-icd-opencl-dev libxnnpack-dev libpthreadpool-dev libcpuinfo-dev
-  libabsl-dev prometheus-cpp-dev libcivetweb-dev libonnx-dev libssl-dev
+  libabsl-dev prometheus-cpp-dev libcivetweb-dev libonnx-dev libssl-dev zlib1g-dev
   # the test targets are part of the build
   libgtest-dev libgmock-dev libbenchmark-dev
 )

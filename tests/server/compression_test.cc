@@ -473,6 +473,29 @@ TEST_F(CompressionTest, TrafficCalibratesWithoutADataSet) {
   EXPECT_EQ(variants[0].measurements().original_top1(), -1);  // traffic has no labels
 }
 
+TEST_F(CompressionTest, SlimctlUploadsIdxFilesAsTheyCome) {
+  StartServer();
+  const std::string idx = "/usr/share/datasets/fashion-mnist/t10k-";
+  const std::string command = absl::StrCat(SLIMCTL_BINARY, " datasets upload idx --from ", idx,
+                                           "images-idx3-ubyte.gz --labels ", idx, "labels-idx1-ubyte.gz --url ",
+                                           server_->address(), " 2>&1");
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  grpc::ClientContext context;
+  v1::ListDataSetsResponse sets;
+  ASSERT_TRUE(compression_->ListDataSets(WithDeadline(context), {}, &sets).ok());
+  ASSERT_EQ(sets.data_sets_size(), 1);
+  const v1::DataSetInfo& info = sets.data_sets(0);
+  EXPECT_EQ(info.rows(), 10000);
+  EXPECT_TRUE(info.labelled());
+  EXPECT_EQ(info.tensors(0).name(), "input");
+  EXPECT_EQ(info.tensors(0).datatype(), "FP32");
+  EXPECT_THAT(info.tensors(0).shape(), ::testing::ElementsAre(10000, 1, 28, 28));
+  // The same images as tools/make_eval_set.py's (pixel / 255): the same digest.
+  v1::DataSetInfo npz;
+  ASSERT_TRUE(Upload(Chunks("npz", "fashion_mnist_test.npz", 0, 10000, 2500, 10000), &npz).ok());
+  EXPECT_EQ(npz.sha256(), info.sha256());
+}
+
 TEST_F(CompressionTest, BadInputGetsClearErrors) {
   StartServer();
   UploadDataSets();
