@@ -113,6 +113,42 @@ compression::DataSet RowsFrom(const compression::DataSet& data, int64_t begin) {
   return part;
 }
 
+// A job's calibration and evaluation rows, as the model's inputs.
+struct JobData {
+  compression::DataSet calibration, evaluation;
+  std::string evaluated_on;  // for the job's message
+};
+
+// Calibration from the profile's data set or the traffic sample (int8-static
+// only); evaluation on the named data set, or on the traffic rows that
+// calibration did not use (all of them if it used them all).
+absl::StatusOr<JobData> LoadJobData(const ModelManager& models, const DataSetStore& datasets, const Model& original,
+                                    const runtime::Graph& graph, const compression::Profile& profile,
+                                    const std::string& evaluation_data) {
+  JobData data;
+  const bool from_traffic = profile.kind == compression::ProfileKind::kInt8Static && profile.data == "traffic";
+  if (from_traffic) {
+    ASSIGN_OR_RETURN(data.calibration, TrafficData(models, original, graph));
+  } else if (profile.kind == compression::ProfileKind::kInt8Static) {
+    ASSIGN_OR_RETURN(v1::StoredDataSet stored, datasets.Get(profile.data));
+    ASSIGN_OR_RETURN(data.calibration, ToDataSet(stored, graph));
+  }
+  if (!evaluation_data.empty()) {
+    ASSIGN_OR_RETURN(v1::StoredDataSet stored, datasets.Get(evaluation_data));
+    ASSIGN_OR_RETURN(data.evaluation, ToDataSet(stored, graph));
+    data.evaluated_on = absl::StrCat("data set '", evaluation_data, "'");
+    return data;
+  }
+  compression::DataSet traffic = data.calibration;
+  if (!from_traffic) {
+    ASSIGN_OR_RETURN(traffic, TrafficData(models, original, graph));
+  }
+  const bool held_out = from_traffic && traffic.rows() > profile.samples;
+  data.evaluation = held_out ? RowsFrom(traffic, profile.samples) : traffic;
+  data.evaluated_on = absl::StrCat(data.evaluation.rows(), held_out ? " held-out rows" : " rows", " of the traffic sample");
+  return data;
+}
+
 struct Speed {
   double p50_ms = 0, p99_ms = 0, throughput = 0;
 };
@@ -498,43 +534,18 @@ absl::Status Compressor::Run(JobState& state) {
   ASSIGN_OR_RETURN(runtime::Graph graph, runtime::ImportOnnxBytes(bytes, fs::path(original->source_path()).parent_path().string(), {}));
   const compression::Profile& profile = state.profile;
   const bool calibrated = profile.kind == compression::ProfileKind::kInt8Static;
-  compression::DataSet calibration, evaluation;
-  std::string evaluated_on;
-  if (calibrated) {
-    if (profile.data == "traffic") {
-      ASSIGN_OR_RETURN(calibration, TrafficData(models_, *original, graph));
-    } else {
-      ASSIGN_OR_RETURN(v1::StoredDataSet data, datasets_.Get(profile.data));
-      ASSIGN_OR_RETURN(calibration, ToDataSet(data, graph));
-    }
-  }
-  if (!job.evaluation_data().empty()) {
-    ASSIGN_OR_RETURN(v1::StoredDataSet data, datasets_.Get(job.evaluation_data()));
-    ASSIGN_OR_RETURN(evaluation, ToDataSet(data, graph));
-    evaluated_on = absl::StrCat("data set '", job.evaluation_data(), "'");
-  } else {
-    compression::DataSet traffic;
-    if (calibrated && profile.data == "traffic") {
-      traffic = calibration;
-    } else {
-      ASSIGN_OR_RETURN(traffic, TrafficData(models_, *original, graph));
-    }
-    // Held out: the traffic rows calibration did not use, if there are any.
-    const bool held_out = calibrated && profile.data == "traffic" && traffic.rows() > profile.samples;
-    evaluation = held_out ? RowsFrom(traffic, profile.samples) : traffic;
-    evaluated_on = absl::StrCat(evaluation.rows(), held_out ? " held-out rows" : " rows", " of the traffic sample");
-  }
+  ASSIGN_OR_RETURN(JobData data, LoadJobData(models_, datasets_, *original, graph, profile, job.evaluation_data()));
 
   RETURN_IF_ERROR(stage(calibrated ? "calibrating" : "quantizing", 0.05));
   ASSIGN_OR_RETURN(compression::BuiltVariant built,
-                   compression::BuildVariant(graph, profile, &calibration, {options_.threads, span(0.05, 0.45), 16}));
+                   compression::BuildVariant(graph, profile, &data.calibration, {options_.threads, span(0.05, 0.45), 16}));
   RETURN_IF_ERROR(stage("evaluating", 0.45));
   compression::EvaluateOptions evaluate;
   evaluate.max_rows = options_.evaluation_rows;
   evaluate.batch = 16;  // short pieces of work: Yield runs between them
   evaluate.num_threads = options_.threads;
   evaluate.progress = span(0.45, 0.8);
-  ASSIGN_OR_RETURN(compression::Evaluation e, compression::Evaluate(std::move(graph), built.graph, evaluation, evaluate));
+  ASSIGN_OR_RETURN(compression::Evaluation e, compression::Evaluate(std::move(graph), built.graph, data.evaluation, evaluate));
 
   RETURN_IF_ERROR(stage("storing", 0.8));
   ASSIGN_OR_RETURN(const std::string onnx, runtime::ExportOnnxBytes(built.graph));
@@ -568,8 +579,8 @@ absl::Status Compressor::Run(JobState& state) {
     ModelSource source{stored.record.served_name(), 1, stored.onnx_path, "", original->config()};
     source.config.set_name(source.name);
     ASSIGN_OR_RETURN(std::shared_ptr<Model> served, Model::Load(std::move(source), models_.model_options(), metrics_));
-    ASSIGN_OR_RETURN(Speed variant_speed, MeasureSpeed(*served, evaluation));
-    ASSIGN_OR_RETURN(Speed original_speed, MeasureSpeed(*original, evaluation));
+    ASSIGN_OR_RETURN(Speed variant_speed, MeasureSpeed(*served, data.evaluation));
+    ASSIGN_OR_RETURN(Speed original_speed, MeasureSpeed(*original, data.evaluation));
     v1::Measurements& sm = *stored.record.mutable_measurements();
     sm.set_p50_ms(variant_speed.p50_ms);
     sm.set_p99_ms(variant_speed.p99_ms);
@@ -596,7 +607,7 @@ absl::Status Compressor::Run(JobState& state) {
   Update(state, [&](v1::Job& j) {
     j.set_message(absl::StrFormat(
         "agreement %.2f %% with the original on %s, SQNR %.1f dB; p50 %.3f ms (original %.3f ms); %d bytes",
-        m.agreement(), evaluated_on, m.sqnr_db(), stored.record.measurements().p50_ms(),
+        m.agreement(), data.evaluated_on, m.sqnr_db(), stored.record.measurements().p50_ms(),
         stored.record.measurements().original_p50_ms(), stored.record.measurements().size_bytes()));
     for (const std::string& kept : built.report.kept_fp32) j.add_kept_fp32(kept);
   });
