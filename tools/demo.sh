@@ -49,6 +49,14 @@ http://localhost:$metrics_port/metrics. From another terminal:
   $slimctl load my_model --file my_model.onnx --url $url    # upload an ONNX model
   curl -s localhost:$metrics_port/metrics | grep slimserve_
 
+Compress it, calibrated and evaluated on Debian's Fashion-MNIST images:
+
+  $slimctl datasets upload test --from /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \
+      --labels /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz --url $url
+  $slimctl compress fashion_mnist --profile int8-static --data test --eval test --url $url
+  $slimctl variants fashion_mnist --url $url
+  $slimctl infer fashion_mnist.int8_static --input input=examples/fashion_mnist/sample_input.npy --url $url
+
 Any Triton/KServe gRPC client works too (tritonclient.grpc.InferenceServerClient("$url")).
 Ctrl-C stops the server.
 MSG
