@@ -31,23 +31,41 @@ dnnl::memory::dims ToDims(const Shape& shape) {
   return dnnl::memory::dims(shape.begin(), shape.end());
 }
 
-dnnl::memory::desc RowMajorDesc(const Shape& shape) {
+dnnl::memory::data_type DnnlType(DataType dtype) {
+  using T = dnnl::memory::data_type;
+  switch (dtype) {
+    case DataType::kUint8: return T::u8;
+    case DataType::kInt8: return T::s8;
+    case DataType::kInt32: return T::s32;
+    case DataType::kBFloat16: return T::bf16;
+    default: return T::f32;
+  }
+}
+
+dnnl::memory::desc RowMajorDesc(const Shape& shape, dnnl::memory::data_type type) {
   const dnnl::memory::dims dims = ToDims(shape);
   dnnl::memory::dims strides(dims.size(), 1);
   for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) {
     strides[i] = strides[i + 1] * std::max<int64_t>(dims[i + 1], 1);
   }
-  return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, strides);
+  return dnnl::memory::desc(dims, type, strides);
+}
+
+dnnl::memory::desc WithType(const dnnl::memory::desc& md, dnnl::memory::data_type type) {
+  dnnl::memory::desc result = md;
+  result.data.data_type = static_cast<dnnl_data_type_t>(type);
+  result.data.extra = dnnl_memory_extra_desc_t{};  // compensation belongs to the old type
+  return result;
 }
 
 dnnl::memory::desc ActualDesc(const TensorDesc& value) {
   if (auto* layout = dynamic_cast<const OnednnLayout*>(value.layout.get())) return layout->md();
-  return RowMajorDesc(value.shape);
+  return RowMajorDesc(value.shape, DnnlType(value.dtype));
 }
 
 std::shared_ptr<const Layout> LayoutFor(Backend* owner, const dnnl::memory::desc& md,
                                         const Shape& shape) {
-  if (md == RowMajorDesc(shape)) return nullptr;
+  if (md == RowMajorDesc(shape, md.data_type())) return nullptr;
   return std::make_shared<OnednnLayout>(owner, md);
 }
 

@@ -29,8 +29,13 @@ class OnednnLayout final : public Layout {
 };
 
 dnnl::memory::dims ToDims(const Shape& shape);
+// oneDNN's element type for `dtype` (f32 for types oneDNN lacks).
+dnnl::memory::data_type DnnlType(DataType dtype);
 // Row-major descriptor (rank 0 becomes {1}).
-dnnl::memory::desc RowMajorDesc(const Shape& shape);
+dnnl::memory::desc RowMajorDesc(const Shape& shape,
+                                dnnl::memory::data_type type = dnnl::memory::data_type::f32);
+// `md` with elements of another type, in the same format.
+dnnl::memory::desc WithType(const dnnl::memory::desc& md, dnnl::memory::data_type type);
 // The descriptor of a value as it sits in memory: its layout's, or row-major.
 dnnl::memory::desc ActualDesc(const TensorDesc& value);
 // `md` as the layout of an output: null when it is plain row-major.

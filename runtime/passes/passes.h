@@ -15,6 +15,9 @@ struct OptimizeOptions {
   bool fold_constants = true;
   bool fold_channel_affine = true;  // BatchNormalization, Mul/Add by constants
   bool fuse = true;  // bias, residual-add and activation fusion
+  // With `fuse`: QDQ patterns -> int8 fused ops (runs before folding, which
+  // would turn int8 weights back into float).
+  bool fuse_quantized = true;
 };
 
 // Runs the enabled passes in order, then removes dead nodes.
@@ -39,6 +42,15 @@ void FuseResidualAdd(Graph& graph);
 // Conv/Gemm/MatMul (fused or not) + an activation -> the fused op with it,
 // and a Mul or Add by a single constant after that activation too.
 void FuseActivations(Graph& graph);
+// DequantizeLinear(x) and DequantizeLinear(constant int8 weights, per tensor
+// or per output channel, no zero point) into a Conv, Gemm or MatMul ->
+// QFusedConv, QFusedGemm or QFusedMatMul (reference/quantized_fused_ops.cc)
+// with float output. Other patterns stay as they are.
+void FuseQuantizedInputs(Graph& graph);
+// After fusion: a QuantizeLinear that alone reads an int8 fused op's output
+// becomes that op's requantization (attributes y_scale, y_zero_point,
+// y_type); a QuantizeLinear after a MaxPool moves in front of it.
+void FuseQuantizedOutputs(Graph& graph);
 // Drops nodes and initializers nothing reads.
 void EliminateDeadNodes(Graph& graph);
 
