@@ -300,10 +300,13 @@ class OnednnInt8Test : public OnednnTest {
 
 TEST_F(OnednnInt8Test, SlimserveQdqBlockRunsInInt8) {
   // y is the Gemm of 32 uint8 features (step 2/255) with weights up to 0.3.
-  const auto placed = ExpectMatchesQdq(testing::SlimserveQdqGraph(), {RandomTensor({3, 16, 8, 8}, 7)},
-                                       2 * 2.0 / 255 * 0.3);
-  for (const char* op : {"QFusedConv", "QFusedGemm", "QuantizeLinear", "MaxPool", "GlobalAveragePool"}) {
-    EXPECT_TRUE(RunsOn(placed, op, "onednn")) << op;
+  for (bool int8_residual : {true, false}) {
+    SCOPED_TRACE(int8_residual ? "int8 residual" : "float residual");
+    const auto placed = ExpectMatchesQdq(testing::SlimserveQdqGraph(int8_residual),
+                                         {RandomTensor({3, 16, 8, 8}, 7)}, 2 * 2.0 / 255 * 0.3);
+    for (const char* op : {"QFusedConv", "QFusedGemm", "QuantizeLinear", "MaxPool", "GlobalAveragePool"}) {
+      EXPECT_TRUE(RunsOn(placed, op, "onednn")) << op;
+    }
   }
 }
 

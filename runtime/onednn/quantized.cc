@@ -6,7 +6,8 @@
 // An int8 product computes, per output channel k,
 //   acc = sum((x - x_zero_point) * w)          (s32; oneDNN's src zero point)
 //   y   = (acc + bias[k] / s[k]) * s[k]         s[k] = x_scale * w_scale[k]
-// then the post-ops: the residual sum, the activation and, for an int8
+// then the post-ops: the residual sum (an int8 addend dequantized by its
+// scale and zero point), the activation and, for an int8
 // output, the requantization y / y_scale + y_zero_point as a linear eltwise,
 // rounded to nearest even and saturated on the store. Consecutive int8 ops
 // thus pass u8 tensors in oneDNN's blocked formats, with no float between.
@@ -81,7 +82,11 @@ absl::StatusOr<std::optional<Product>> MakeProduct(const OpContext& c, int64_t c
     }
   }
   dnnl::post_ops post_ops;
-  if (sum) post_ops.append_sum(1.0f);
+  // An int8 addend joins in its own scale and zero point (float: 1 and 0).
+  if (sum) {
+    post_ops.append_sum(node.GetFloat("sum_scale", 1.0f),
+                        static_cast<int32_t>(node.GetInt("sum_zero_point", 0)));
+  }
   float requantize_scale = 1, requantize_shift = 0;
   if (node.Has("y_scale")) {
     const float y_scale = node.GetFloat("y_scale", 1.0f);
@@ -123,8 +128,10 @@ KernelOr CompileQuantizedConv(const OpContext& c) {
   if (w.constant == nullptr || x.shape.size() < 3 || x.shape.size() > 5 || w.shape.size() != x.shape.size()) {
     return nullptr;
   }
-  // The sum post-op accumulates into a float destination of the same shape.
-  if (has_sum && (out != DataType::kFloat32 || c.input(6).shape != y)) return nullptr;
+  // The sum post-op accumulates into a destination of the same shape and
+  // type: float, or int8 with the addend's scale (attribute sum_scale).
+  if (has_sum && (c.input(6).dtype != out || c.input(6).shape != y)) return nullptr;
+  if (has_sum && (out == DataType::kFloat32) == node.Has("sum_scale")) return nullptr;
   const int64_t group = node.GetInt("group", 1);
   const int64_t oc = w.shape[0];
   ASSIGN_OR_RETURN(ConvGeometry g, Geometry(node, x.shape, w.shape));

@@ -49,7 +49,9 @@ void FuseActivations(Graph& graph);
 void FuseQuantizedInputs(Graph& graph);
 // After fusion: a QuantizeLinear that alone reads an int8 fused op's output
 // becomes that op's requantization (attributes y_scale, y_zero_point,
-// y_type); a QuantizeLinear after a MaxPool moves in front of it.
+// y_type), taking a residual addend as int8 when it comes from a
+// DequantizeLinear (attributes sum_scale, sum_zero_point), else staying
+// apart; a QuantizeLinear after a MaxPool moves in front of it.
 void FuseQuantizedOutputs(Graph& graph);
 // Drops nodes and initializers nothing reads.
 void EliminateDeadNodes(Graph& graph);

@@ -246,12 +246,13 @@ const Node* Find(const Graph& g, const std::string& op, int nth = 0) {
 
 TEST(PassesTest, SlimserveQdqBecomesInt8FusedOps) {
   Graph g = OptimizeQuantizedAndCompare(testing::SlimserveQdqGraph(), {RandomTensor({2, 16, 8, 8}, 3)}, 0.01);
-  // The block input's Q stays; the first conv requantizes into the second;
-  // the second adds the residual in float; the Q after MaxPool moved before
-  // it; the head's Gemm reads the flattened pool through its own Q.
-  EXPECT_EQ(Ops(g), (std::vector<std::string>{"QuantizeLinear", "QFusedConv", "QFusedConv", "QuantizeLinear",
-                                               "MaxPool", "QFusedConv", "GlobalAveragePool", "Flatten",
-                                               "QuantizeLinear", "QFusedGemm"}));
+  // The block input's Q stays; the first conv requantizes into the second,
+  // which adds the quantized block input as int8 and requantizes into the
+  // MaxPool (the Q after it moved before it); the head's Gemm reads the
+  // flattened pool through its own Q.
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"QuantizeLinear", "QFusedConv", "QFusedConv", "MaxPool",
+                                               "QFusedConv", "GlobalAveragePool", "Flatten", "QuantizeLinear",
+                                               "QFusedGemm"}));
   const Node* first = Find(g, "QFusedConv", 0);
   const Node* second = Find(g, "QFusedConv", 1);
   ASSERT_NE(first, nullptr);
@@ -259,9 +260,25 @@ TEST(PassesTest, SlimserveQdqBecomesInt8FusedOps) {
   EXPECT_FLOAT_EQ(first->GetFloat("y_scale", 0), 4.0f / 255);
   EXPECT_EQ(first->GetInt("y_type", 0), static_cast<int64_t>(DataType::kUint8));
   EXPECT_EQ(FusedActivation(*first).kind, Activation::Kind::kRelu);
-  EXPECT_FALSE(second->Has("y_scale"));
-  EXPECT_EQ(second->inputs.size(), 7u);  // with the residual addend
+  ASSERT_EQ(second->inputs.size(), 7u);  // with the residual addend
+  EXPECT_EQ(second->inputs[6], g.nodes[0].outputs[0]);  // x, quantized
+  EXPECT_FLOAT_EQ(second->GetFloat("sum_scale", 0), 2.0f / 255);
+  EXPECT_EQ(second->GetInt("sum_zero_point", 0), 128);
+  EXPECT_FLOAT_EQ(second->GetFloat("y_scale", 0), 5.0f / 255);
   EXPECT_EQ(FusedActivation(*second).kind, Activation::Kind::kRelu);
+}
+
+TEST(PassesTest, FloatResidualAddendKeepsTheSumInFloat) {
+  Graph g = OptimizeQuantizedAndCompare(testing::SlimserveQdqGraph(/*int8_residual=*/false),
+                                        {RandomTensor({2, 16, 8, 8}, 3)}, 0.01);
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"QuantizeLinear", "QFusedConv", "QFusedConv", "QuantizeLinear",
+                                               "MaxPool", "QFusedConv", "GlobalAveragePool", "Flatten",
+                                               "QuantizeLinear", "QFusedGemm"}));
+  const Node* second = Find(g, "QFusedConv", 1);
+  ASSERT_NE(second, nullptr);
+  EXPECT_FALSE(second->Has("y_scale"));
+  EXPECT_FALSE(second->Has("sum_scale"));
+  EXPECT_EQ(second->inputs[6], "x");
 }
 
 TEST(PassesTest, OrtQdqBecomesInt8FusedOpsWhereItCan) {

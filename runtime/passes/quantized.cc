@@ -101,6 +101,24 @@ bool IsQuantizedFused(const Node& node) {
          (node.op_type == "QFusedConv" || node.op_type == "QFusedGemm" || node.op_type == "QFusedMatMul");
 }
 
+// For a QFusedConv whose Sum addend (input 6) is DequantizeLinear(a) with a
+// constant per-tensor scale and zero point, `a` of type `type`: reads `a`
+// instead, its scale and zero point in attributes sum_scale and
+// sum_zero_point. False (and no change) otherwise.
+bool TakeInt8Addend(const Graph& graph, const GraphIndex& index, DataType type, Node& conv) {
+  const Node* dq = ProducerIf(graph, index, conv.inputs[6], "DequantizeLinear");
+  if (dq == nullptr || !dq->HasInput(2)) return false;
+  const Tensor* scale = index.Constant(dq->inputs[1]);
+  const Tensor* zero = index.Constant(dq->inputs[2]);
+  if (scale == nullptr || zero == nullptr || scale->num_elements() != 1 || zero->num_elements() != 1)
+    return false;
+  if (scale->dtype() != DataType::kFloat32 || zero->dtype() != type) return false;
+  conv.attributes["sum_scale"] = FloatAttribute(scale->data<float>()[0]);
+  conv.attributes["sum_zero_point"] = IntAttribute(zero->GetInt(0));
+  conv.inputs[6] = dq->inputs[0];
+  return true;
+}
+
 }  // namespace
 
 void FuseQuantizedInputs(Graph& graph) {
@@ -154,7 +172,6 @@ void FuseQuantizedOutputs(Graph& graph) {
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node& node = graph.nodes[i];
     if (!IsQuantizedFused(node) || node.Has("y_scale")) continue;
-    if (node.op_type == "QFusedConv" && node.inputs.size() > 6) continue;  // float Sum addend
     GraphIndex index(graph);
     if (!index.SingleUse(node.outputs[0])) continue;
     int reader = -1;
@@ -171,10 +188,14 @@ void FuseQuantizedOutputs(Graph& graph) {
     if (scale == nullptr || scale->num_elements() != 1 || scale->dtype() != DataType::kFloat32) continue;
     if (q.HasInput(2) && (zero == nullptr || zero->num_elements() != 1 || !IsInt8(zero->dtype()))) continue;
     if (!(scale->data<float>()[0] > 0)) continue;
+    const DataType y_type = zero != nullptr ? zero->dtype() : DataType::kUint8;
+    // A residual addend must come in as int8 of the output's type, from a
+    // DequantizeLinear, for the requantized output to take it.
+    if (node.op_type == "QFusedConv" && node.HasInput(6) && !TakeInt8Addend(graph, index, y_type, node))
+      continue;
     node.attributes["y_scale"] = FloatAttribute(scale->data<float>()[0]);
     node.attributes["y_zero_point"] = IntAttribute(zero != nullptr ? zero->GetInt(0) : 0);
-    node.attributes["y_type"] =
-        IntAttribute(static_cast<int64_t>(zero != nullptr ? zero->dtype() : DataType::kUint8));
+    node.attributes["y_type"] = IntAttribute(static_cast<int64_t>(y_type));
     // The fused node moves to the Q's place: its other inputs exist by then.
     Node fused = std::move(node);
     fused.outputs[0] = q.outputs[0];

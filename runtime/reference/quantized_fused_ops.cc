@@ -13,7 +13,9 @@
 // symmetric (zero-point-free) scale per tensor or per output channel, along
 // the axis in attribute `w_axis`. When attribute `y_scale` is present the
 // output is QuantizeLinear(Y, y_scale, y_zero_point) of type `y_type` (ONNX
-// type number: 2 uint8, 3 int8); otherwise Y is float32.
+// type number: 2 uint8, 3 int8); otherwise Y is float32. With attribute
+// `sum_scale`, Sum is int8 too: DequantizeLinear(Sum, sum_scale,
+// sum_zero_point).
 //
 // The reference dequantizes, runs the float fused op's reference kernel and
 // quantizes: exactly the QDQ graph it replaces, op for op.
@@ -37,7 +39,9 @@ Node FloatNode(const Node& node) {
   f.op_type = node.op_type.substr(1);  // "QFusedConv" -> "FusedConv"
   f.inputs = {node.inputs[0], node.inputs[3]};
   for (size_t i = kQuantizedInputs; i < node.inputs.size(); ++i) f.inputs.push_back(node.inputs[i]);
-  for (const char* attr : {"w_axis", "y_scale", "y_zero_point", "y_type"}) f.attributes.erase(attr);
+  for (const char* attr : {"w_axis", "y_scale", "y_zero_point", "y_type", "sum_scale", "sum_zero_point"}) {
+    f.attributes.erase(attr);
+  }
   return f;
 }
 
@@ -57,8 +61,10 @@ absl::Status InferQuantizedFused(InferContext& c) {
   }
   const Node f = FloatNode(c.node);
   std::vector<TensorDesc> inputs = {c.input(0), c.input(3)};
-  inputs[0].dtype = inputs[1].dtype = DataType::kFloat32;
   for (size_t i = kQuantizedInputs; i < c.num_inputs(); ++i) inputs.push_back(c.input(i));
+  for (TensorDesc& d : inputs) {
+    if (d.defined()) d.dtype = DataType::kFloat32;
+  }
   InferContext base{f, c.opset, inputs, c.outputs};
   RETURN_IF_ERROR(FindOp(f)->infer(base));
   c.outputs[0].dtype = y;
@@ -123,6 +129,18 @@ absl::Status ComputeQuantizedFused(ComputeContext& c) {
   ASSIGN_OR_RETURN(Tensor w, DequantizeWeights(c));
   std::vector<Tensor> inputs = {x, w};
   for (size_t i = kQuantizedInputs; i < c.num_inputs(); ++i) inputs.push_back(c.input(i));
+  if (c.node.Has("sum_scale") && inputs.size() > 3 && inputs[3].defined()) {  // X, W, B, Sum
+    const Tensor& sum = inputs[3];
+    ASSIGN_OR_RETURN(Tensor addend, Tensor::Allocate(DataType::kFloat32, sum.shape()));
+    const float scale = c.node.GetFloat("sum_scale", 1.0f);
+    const auto zero = static_cast<int32_t>(c.node.GetInt("sum_zero_point", 0));
+    if (sum.dtype() == DataType::kInt8) {
+      Dequantize(sum.data<int8_t>(), sum.num_elements(), scale, zero, addend.data<float>());
+    } else {
+      Dequantize(sum.data<uint8_t>(), sum.num_elements(), scale, zero, addend.data<float>());
+    }
+    inputs[3] = addend;
+  }
   Tensor& out = c.outputs[0];
   const DataType y_type = OutputType(c.node);
   Tensor y = out;

@@ -48,7 +48,7 @@ void Qdq(GraphBuilder& b, const std::string& value, const std::string& out, floa
 
 }  // namespace
 
-Graph SlimserveQdqGraph() {
+Graph SlimserveQdqGraph(bool int8_residual) {
   GraphBuilder b;
   b.Input("x", {-1, 16, 8, 8});
   QuantizedWeights(b, "w1", {16, 16, 3, 3}, 0, true, 1);
@@ -63,7 +63,7 @@ Graph SlimserveQdqGraph() {
   b.Node("Relu", {"c1"}, {"r1"});
   Qdq<uint8_t>(b, "r1", "r1_dq", 4.0f / 255, 0);
   b.Node("Conv", {"r1_dq", "w2", "b2"}, {"c2"}).Ints("pads", {1, 1, 1, 1});
-  b.Node("Add", {"c2", "x"}, {"s"});
+  b.Node("Add", {"c2", int8_residual ? "x_dq" : "x"}, {"s"});
   b.Node("Relu", {"s"}, {"r2"});
   b.Node("MaxPool", {"r2"}, {"p"}).Ints("kernel_shape", {2, 2}).Ints("strides", {2, 2});
   Qdq<uint8_t>(b, "p", "p_dq", 5.0f / 255, 0);

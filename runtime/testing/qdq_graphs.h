@@ -11,8 +11,10 @@ namespace slimserve::runtime::testing {
 // x [N, 16, 8, 8] -> QDQ (uint8, zero point 128) -> Conv 3x3 + bias -> Relu
 // -> QDQ -> Conv 3x3 -> Add x -> Relu -> MaxPool 2x2 -> QDQ -> Conv 1x1 ->
 // Relu -> GlobalAveragePool -> Flatten -> QDQ -> Gemm (transB) -> y [N, 10].
-// Weights: int8, symmetric, one scale per output channel.
-Graph SlimserveQdqGraph();
+// Weights: int8, symmetric, one scale per output channel. With
+// `int8_residual` the Add reads x through its QDQ pair (as the quantizer
+// writes residual blocks now), else x itself (as it did before).
+Graph SlimserveQdqGraph(bool int8_residual = true);
 
 // x [N, 8, 6, 6] -> QDQ (int8) -> Conv (per-tensor weights, int32 bias) ->
 // QDQ -> Relu -> QDQ -> Conv (per-channel) -> QDQ -> Add (QDQ'd Relu output)
