@@ -139,6 +139,15 @@ void PrimitiveKernel::SetScratchpad(const dnnl::memory::desc& md) {
   scratchpad_offset_ = Reserve(static_cast<int64_t>(md.get_size()));
 }
 
+void PrimitiveKernel::BindRuntimeScales(int arg, int scale_input, std::vector<float> factors) {
+  const int64_t offset = Reserve(static_cast<int64_t>(factors.size() * sizeof(float)));
+  runtime_values_.push_back({arg, scale_input, std::move(factors), offset});
+}
+
+void PrimitiveKernel::BindRuntimeZeroPoint(int arg, int zero_input) {
+  runtime_values_.push_back({arg, zero_input, {}, Reserve(sizeof(int32_t))});
+}
+
 void PrimitiveKernel::CopyInputToOutputFirst(int index, const dnnl::memory::desc& from, int output,
                                              const dnnl::memory::desc& to) {
   CountPrimitive();
@@ -173,6 +182,20 @@ absl::Status PrimitiveKernel::Run(const KernelArgs& args) const {
       map.emplace(out.arg, dnnl::memory(out.md, engine_, args.outputs[out.index].raw_data()));
     }
     for (const auto& [arg, memory] : owned_) map.emplace(arg, memory);
+    for (const RuntimeValue& v : runtime_values_) {
+      const Tensor& in = args.inputs[v.input];
+      void* data = scratch + v.offset;
+      if (v.factors.empty()) {
+        *static_cast<int32_t*>(data) = static_cast<int32_t>(in.GetInt(0));
+        map.emplace(v.arg, dnnl::memory({{1}, dnnl::memory::data_type::s32, {1}}, engine_, data));
+        continue;
+      }
+      const float scale = in.data<float>()[0];
+      float* scales = static_cast<float*>(data);
+      for (size_t k = 0; k < v.factors.size(); ++k) scales[k] = scale * v.factors[k];
+      const auto n = static_cast<int64_t>(v.factors.size());
+      map.emplace(v.arg, dnnl::memory({{n}, dnnl::memory::data_type::f32, {1}}, engine_, data));
+    }
     if (scratchpad_offset_ >= 0) {
       map.emplace(DNNL_ARG_SCRATCHPAD,
                   dnnl::memory(scratchpad_md_, engine_, scratch + scratchpad_offset_));

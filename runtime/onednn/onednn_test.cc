@@ -389,6 +389,15 @@ TEST_F(OnednnInt8Test, SingleConvsCoverLayoutsGroupsAndActivations) {
   }
 }
 
+TEST_F(OnednnInt8Test, DynamicQuantizationMatMulTakesScalesPerRun) {
+  // Float output of 12 uint8 inputs times int8 weights: only float rounding differs.
+  for (uint32_t seed : {9, 10}) {
+    const auto placed =
+        ExpectMatchesQdq(testing::DynamicQdqGraph(), {RandomTensor({2, 5, 12}, seed, -3.0f * seed, 1.0f)}, 1e-4);
+    EXPECT_TRUE(RunsOn(placed, "QFusedMatMul", "onednn"));
+  }
+}
+
 TEST_F(OnednnInt8Test, WarmRunsCreateNoPrimitives) {
   Graph g = testing::SlimserveQdqGraph();
   ASSERT_TRUE(Optimize(g, {}).ok());

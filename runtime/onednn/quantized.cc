@@ -11,8 +11,8 @@
 // output, the requantization y / y_scale + y_zero_point as a linear eltwise,
 // rounded to nearest even and saturated on the store. Consecutive int8 ops
 // thus pass u8 tensors in oneDNN's blocked formats, with no float between.
-// Scales and zero points must be constant (static quantization); with scales
-// computed per request (dynamic quantization) the reference runs the node.
+// Scales and zero points are constants (static quantization), or for matrix
+// products also values computed per request (dynamic quantization).
 #include <optional>
 
 #include "runtime/activation.h"
@@ -52,7 +52,23 @@ struct Product {
   Tensor bias;                // float, divided by the scales; undefined if none
   dnnl::primitive_attr attr;
   int32_t src_zero_point = 0;
+  // Dynamic quantization: the input's scale and zero point arrive with each
+  // request, so the output scales are w_scale * factor times it, the bias
+  // (unscaled) is a binary post-op, and the zero point is read per run.
+  bool dynamic = false;
+  Tensor post_op_bias;
 };
+
+// True for a scale and optional zero point that are one value each, known
+// only at run time (DynamicQuantizeLinear's outputs).
+bool IsRuntimeQuantization(const TensorDesc& scale, const TensorDesc& zero) {
+  if (scale.constant != nullptr || scale.dtype != DataType::kFloat32 ||
+      NumElementsUnchecked(scale.shape) != 1) {
+    return false;
+  }
+  return !zero.defined() || ((zero.dtype == DataType::kUint8 || zero.dtype == DataType::kInt8) &&
+                             NumElementsUnchecked(zero.shape) == 1);
+}
 
 // The product's scales, bias and attribute; nullopt when oneDNN cannot
 // express the node's activation. `factor` multiplies the product (Gemm's
@@ -60,14 +76,17 @@ struct Product {
 absl::StatusOr<std::optional<Product>> MakeProduct(const OpContext& c, int64_t channels, float factor,
                                                    float bias_factor, bool sum) {
   const Node& node = c.node();
-  const std::optional<Quantization> x = ConstantQuantization(c.input(1), c.input(2));
+  std::optional<Quantization> x = ConstantQuantization(c.input(1), c.input(2));
   const TensorDesc& w_scale = c.input(4);
-  if (!x.has_value() || w_scale.constant == nullptr || w_scale.dtype != DataType::kFloat32) {
+  const bool dynamic = !x.has_value() && IsRuntimeQuantization(c.input(1), c.input(2));
+  if ((!x.has_value() && !dynamic) || w_scale.constant == nullptr || w_scale.dtype != DataType::kFloat32) {
     return std::nullopt;
   }
   const int64_t n = w_scale.constant->num_elements();
   if (n != 1 && n != channels) return std::nullopt;
   Product p;
+  p.dynamic = dynamic;
+  if (dynamic) x = Quantization{1.0f, 0};  // the scales below are factors of the run's scale
   p.src_zero_point = x->zero_point;
   for (int64_t k = 0; k < n; ++k) p.scales.push_back(x->scale * w_scale.constant->data<float>()[k] * factor);
   if (c.has_input(5)) {
@@ -75,13 +94,18 @@ absl::StatusOr<std::optional<Product>> MakeProduct(const OpContext& c, int64_t c
     if (b.constant == nullptr || b.dtype != DataType::kFloat32 || b.constant->num_elements() != channels) {
       return std::nullopt;
     }
-    ASSIGN_OR_RETURN(p.bias, Tensor::Allocate(DataType::kFloat32, {channels}));
+    ASSIGN_OR_RETURN(Tensor bias, Tensor::Allocate(DataType::kFloat32, {channels}));
     for (int64_t k = 0; k < channels; ++k) {
-      const float s = p.scales[n == 1 ? 0 : k];
-      p.bias.data<float>()[k] = s != 0 ? b.constant->data<float>()[k] * bias_factor / s : 0.0f;
+      const float s = dynamic ? 1.0f : p.scales[n == 1 ? 0 : k];
+      bias.data<float>()[k] = s != 0 ? b.constant->data<float>()[k] * bias_factor / s : 0.0f;
     }
+    (dynamic ? p.post_op_bias : p.bias) = bias;
   }
   dnnl::post_ops post_ops;
+  if (p.post_op_bias.defined()) {
+    post_ops.append_binary(dnnl::algorithm::binary_add,
+                           memory::desc({1, channels}, memory::data_type::f32, memory::format_tag::ab));
+  }
   // An int8 addend joins in its own scale and zero point (float: 1 and 0).
   if (sum) {
     post_ops.append_sum(node.GetFloat("sum_scale", 1.0f),
@@ -94,10 +118,24 @@ absl::StatusOr<std::optional<Product>> MakeProduct(const OpContext& c, int64_t c
     requantize_scale = 1.0f / y_scale;
     requantize_shift = static_cast<float>(node.GetInt("y_zero_point", 0));
   }
+  // Relu(s * v) = s * Relu(v) for s > 0: without an int8 addend (whose scale
+  // is in the output's units) the requantization scale joins the output
+  // scales, which saves a post-op and is what int8 Winograd accepts.
+  const Activation activation = FusedActivation(node);
+  const bool homogeneous =
+      (activation.kind == Activation::Kind::kNone || activation.kind == Activation::Kind::kRelu) &&
+      !activation.HasAffine() && !sum && !dynamic;
+  if (homogeneous && requantize_scale != 1) {
+    for (float& scale : p.scales) scale *= requantize_scale;  // the bias, in accumulator units, stays
+    requantize_scale = 1;
+  }
   if (!AppendActivation(node, post_ops, requantize_scale, requantize_shift)) return std::nullopt;
   p.attr = ScratchpadAttr(post_ops);
-  p.attr.set_output_scales(n == 1 ? 0 : 1 << 1, p.scales);
-  if (p.src_zero_point != 0) p.attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+  const int mask = n == 1 ? 0 : 1 << 1;
+  p.attr.set_output_scales(mask, dynamic ? std::vector<float>{DNNL_RUNTIME_F32_VAL} : p.scales);
+  if (p.src_zero_point != 0 || (dynamic && c.has_input(2))) {
+    p.attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+  }
   return p;
 }
 
@@ -109,6 +147,14 @@ void BindProduct(const OpContext& c, const Product& p, const memory::desc& weigh
   if (p.bias.defined()) kernel.BindOwned(DNNL_ARG_BIAS, PackConstant(c.engine, p.bias, bias_plain, bias));
   if (p.src_zero_point != 0) {
     kernel.BindOwned(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, ZeroPointMemory(c.engine, p.src_zero_point));
+  }
+  if (!p.dynamic) return;
+  kernel.BindRuntimeScales(DNNL_ARG_ATTR_OUTPUT_SCALES, 1, p.scales);
+  if (c.has_input(2)) kernel.BindRuntimeZeroPoint(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, 2);
+  if (p.post_op_bias.defined()) {
+    const memory::desc md({1, p.post_op_bias.num_elements()}, memory::data_type::f32, memory::format_tag::ab);
+    kernel.BindOwned(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                     PackConstant(c.engine, p.post_op_bias, md, md));
   }
 }
 
@@ -136,7 +182,7 @@ KernelOr CompileQuantizedConv(const OpContext& c) {
   const int64_t oc = w.shape[0];
   ASSIGN_OR_RETURN(ConvGeometry g, Geometry(node, x.shape, w.shape));
   ASSIGN_OR_RETURN(std::optional<Product> p, MakeProduct(c, oc, 1.0f, 1.0f, has_sum));
-  if (!p.has_value()) return nullptr;
+  if (!p.has_value() || p->dynamic) return nullptr;
 
   memory::dims weight_dims = ToDims(w.shape);
   if (group > 1) {

@@ -130,6 +130,9 @@ void FuseQuantizedInputs(Graph& graph) {
     const Node* w = ProducerIf(graph, index, node.inputs[1], "DequantizeLinear");
     if (x == nullptr || w == nullptr || !IsActivationDequantize(graph, index, *x)) continue;
     if (!IsWeightDequantize(index, *w, axis)) continue;
+    // Scales computed per request: the int8 kernels take them for matrix
+    // products only; convolutions keep today's float path.
+    if (Is(node, "Conv") && index.Constant(x->inputs[1]) == nullptr) continue;
     const Tensor& weights = *index.Constant(w->inputs[0]);
     if (!Is(node, "Conv") && weights.rank() != 2) continue;
     Node q = node;
