@@ -2,7 +2,9 @@
 # One command for the slimserve vs ONNX Runtime comparison: installs ONNX Runtime (tools/ort),
 # fetches the real models, generates the benchmark models into $SLIMSERVE_CACHE/bench_models and
 # runs bench/compare.py with slimctl ($SLIMCTL, default build/release/cli/slimctl), writing
-# bench/results.md. Extra arguments go to compare.py (e.g. --only resnet18 --batches 1).
+# bench/results.md. Extra arguments go to compare.py (e.g. --only resnet18 --batches 1); with
+# --int8 it compares slimserve fp32, slimserve int8 and ONNX Runtime on the int8 QDQ file instead,
+# writing bench/results_int8.md.
 set -euo pipefail
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
@@ -18,5 +20,7 @@ slimctl=${SLIMCTL:-$root/build/release/cli/slimctl}
 "$root/tools/ort/install.sh"
 "$root/tools/fetch_models.sh" "$cache" >/dev/null
 /usr/bin/python3 "$root/bench/make_models.py" --cache "$cache" "$cache/bench_models"
+results=$root/bench/results.md
+[[ " $* " == *" --int8 "* ]] && results=$root/bench/results_int8.md
 /usr/bin/python3 "$root/bench/compare.py" --slimctl "$slimctl" --models "$cache/bench_models" \
-  --markdown "$root/bench/results.md" "$@"
+  --markdown "$results" "$@"

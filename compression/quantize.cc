@@ -299,6 +299,38 @@ Tensor ToBf16(const Tensor& w) {
   return out;
 }
 
+// The residual Adds of ResNet-style blocks: Add(y, r) where y is the output
+// of a quantized Conv that nothing else reads and r another activation. For
+// each, by node index, the input index of r. Its addend r gets a Q/DQ pair
+// too (as ONNX Runtime's QDQ quantizer puts on Add inputs), shared with the
+// convolutions that read r: int8 kernels then take the whole block in int8,
+// the residual sum included, instead of leaving the skip path in float.
+std::map<size_t, int> ResidualAddends(const Graph& graph, const std::vector<Target>& targets) {
+  std::map<std::string, size_t> conv_outputs;  // output of a quantized Conv -> its node
+  for (const Target& t : targets) {
+    const Node& n = graph.nodes[t.node];
+    if (n.op_type == "Conv" && !n.outputs.empty()) conv_outputs[n.outputs[0]] = t.node;
+  }
+  const auto uses = graph.UseCounts();
+  std::map<size_t, int> residuals;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& add = graph.nodes[i];
+    if (add.op_type != "Add" || !add.domain.empty() || add.inputs.size() != 2) continue;
+    if (Constant(graph, add.inputs[0]) != nullptr || Constant(graph, add.inputs[1]) != nullptr) continue;
+    if (add.inputs[0] == add.inputs[1]) continue;
+    // As the runtime's residual fusion picks it: the first input that is a
+    // single-use Conv output is the convolution's own; the other is the addend.
+    for (int k = 0; k < 2; ++k) {
+      const std::string& y = add.inputs[k];
+      if (conv_outputs.count(y) && uses.at(y) == 1) {
+        residuals[i] = 1 - k;
+        break;
+      }
+    }
+  }
+  return residuals;
+}
+
 }  // namespace
 
 absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& options,
@@ -322,6 +354,12 @@ absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& opt
     return absl::FailedPreconditionError(
         "the model has no Conv, Gemm or MatMul with constant float weights to quantize");
   }
+  const std::map<size_t, int> residuals =
+      options.precision == Precision::kInt8Static ? ResidualAddends(graph, targets) : std::map<size_t, int>{};
+  for (const auto& [add, k] : residuals) {
+    const std::string& x = graph.nodes[add].inputs[k];
+    if (std::find(activations.begin(), activations.end(), x) == activations.end()) activations.push_back(x);
+  }
   std::map<std::string, Range> ranges;
   if (options.precision == Precision::kInt8Static) {
     if (calibration.empty()) return absl::InvalidArgumentError("static quantization needs calibration data");
@@ -332,39 +370,47 @@ absl::StatusOr<QuantizeReport> Quantize(Graph& graph, const QuantizeOptions& opt
   absl::flat_hash_map<std::string, std::string> dequantized;  // activation or weights -> DQ output
   std::vector<Node> nodes;
   size_t next = 0;
+  // Puts the Q/DQ pair of activation x in front of its first reader.
+  auto dequantize_activation = [&](const std::string& x) {
+    if (dequantized.count(x)) return;
+    const std::string q = x + "_quantized", dq = x + "_dequantized";
+    if (options.precision == Precision::kBf16) {
+      nodes.push_back(CastNode(x, q, DataType::kBFloat16));
+      nodes.push_back(CastNode(q, dq, DataType::kFloat32));
+    } else if (options.precision == Precision::kInt8Dynamic) {
+      const std::string scale = x + "_scale", zero = x + "_zero_point";
+      nodes.push_back(MakeNode("DynamicQuantizeLinear", x + "_quantize", {x}, {q, scale, zero}));
+      nodes.push_back(MakeNode("DequantizeLinear", x + "_dequantize", {q, scale, zero}, {dq}));
+    } else {
+      // 256 levels over [lo, hi] (which includes 0, so 0 stays exact).
+      const Range r = ranges[x];
+      const float s = r.hi > r.lo ? (r.hi - r.lo) / 255.0f : 1.0f;
+      const float lowest = options.s8_activations ? -128.0f : 0.0f;
+      const float zero_point = std::clamp(std::nearbyint(lowest - r.lo / s), lowest, lowest + 255.0f);
+      const std::string scale = AddConstant(graph, x + "_scale", Tensor::FromVector<float>({}, {s}));
+      const std::string zero = AddConstant(
+          graph, x + "_zero_point",
+          options.s8_activations ? Tensor::FromVector<int8_t>({}, {static_cast<int8_t>(zero_point)})
+                                 : Tensor::FromVector<uint8_t>({}, {static_cast<uint8_t>(zero_point)}));
+      nodes.push_back(MakeNode("QuantizeLinear", x + "_quantize", {x, scale, zero}, {q}));
+      nodes.push_back(MakeNode("DequantizeLinear", x + "_dequantize", {q, scale, zero}, {dq}));
+    }
+    dequantized[x] = dq;
+  };
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node node = std::move(graph.nodes[i]);
+    if (auto residual = residuals.find(i); residual != residuals.end()) {
+      std::string& addend = node.inputs[residual->second];
+      dequantize_activation(addend);
+      addend = dequantized[addend];
+    }
     if (next >= targets.size() || targets[next].node != i) {
       nodes.push_back(std::move(node));
       continue;
     }
     const Target& target = targets[next++];
     const std::string x = node.inputs[0];
-    if (!dequantized.count(x)) {
-      const std::string q = x + "_quantized", dq = x + "_dequantized";
-      if (options.precision == Precision::kBf16) {
-        nodes.push_back(CastNode(x, q, DataType::kBFloat16));
-        nodes.push_back(CastNode(q, dq, DataType::kFloat32));
-      } else if (options.precision == Precision::kInt8Dynamic) {
-        const std::string scale = x + "_scale", zero = x + "_zero_point";
-        nodes.push_back(MakeNode("DynamicQuantizeLinear", x + "_quantize", {x}, {q, scale, zero}));
-        nodes.push_back(MakeNode("DequantizeLinear", x + "_dequantize", {q, scale, zero}, {dq}));
-      } else {
-        // 256 levels over [lo, hi] (which includes 0, so 0 stays exact).
-        const Range r = ranges[x];
-        const float s = r.hi > r.lo ? (r.hi - r.lo) / 255.0f : 1.0f;
-        const float lowest = options.s8_activations ? -128.0f : 0.0f;
-        const float zero_point = std::clamp(std::nearbyint(lowest - r.lo / s), lowest, lowest + 255.0f);
-        const std::string scale = AddConstant(graph, x + "_scale", Tensor::FromVector<float>({}, {s}));
-        const std::string zero = AddConstant(
-            graph, x + "_zero_point",
-            options.s8_activations ? Tensor::FromVector<int8_t>({}, {static_cast<int8_t>(zero_point)})
-                                   : Tensor::FromVector<uint8_t>({}, {static_cast<uint8_t>(zero_point)}));
-        nodes.push_back(MakeNode("QuantizeLinear", x + "_quantize", {x, scale, zero}, {q}));
-        nodes.push_back(MakeNode("DequantizeLinear", x + "_dequantize", {q, scale, zero}, {dq}));
-      }
-      dequantized[x] = dq;
-    }
+    dequantize_activation(x);
     node.inputs[0] = dequantized[x];
 
     const std::string w = node.inputs[target.weight_input];

@@ -1,6 +1,7 @@
 #include "runtime/onednn/backend.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/activation.h"
 #include "runtime/onednn/common.h"
@@ -47,8 +48,39 @@ const absl::flat_hash_map<std::string, Factory>& Factories() {
       {"ReduceSum", CompileReduce},
       {"ReduceMax", CompileReduce},
       {"ReduceMin", CompileReduce},
+      {"QFusedConv", CompileQuantizedConv},
+      {"QFusedGemm", CompileQuantizedMatMul},
+      {"QFusedMatMul", CompileQuantizedMatMul},
+      {"QuantizeLinear", CompileQuantize},
+      {"DequantizeLinear", CompileDequantize},
   };
   return *factories;
+}
+
+bool IsInt8(DataType t) { return t == DataType::kUint8 || t == DataType::kInt8; }
+
+// Ops whose oneDNN kernels read or write 8-bit integers (int8 fused ops,
+// quantize and dequantize, max pooling, which commutes with quantization).
+bool TakesInt8(const Node& node) {
+  static const auto* ops = new absl::flat_hash_set<std::string>{
+      "QFusedConv", "QFusedGemm", "QFusedMatMul", "QuantizeLinear", "DequantizeLinear", "MaxPool"};
+  return ops->contains(node.op_type);
+}
+
+// The element types the backend's kernels take: float32 everywhere, 8-bit
+// integers where TakesInt8. Constant int64 parameters (axes) are fine.
+bool SupportedTypes(const CompileRequest& request) {
+  const bool int8 = TakesInt8(request.node);
+  for (const TensorDesc& d : request.inputs) {
+    const bool parameter = d.constant != nullptr && d.dtype == DataType::kInt64;
+    if (d.defined() && !parameter && d.dtype != DataType::kFloat32 && !(int8 && IsInt8(d.dtype))) {
+      return false;
+    }
+  }
+  for (const TensorDesc& d : request.outputs) {
+    if (d.defined() && d.dtype != DataType::kFloat32 && !(int8 && IsInt8(d.dtype))) return false;
+  }
+  return true;
 }
 
 class OnednnBackendImpl final : public OnednnBackend {
@@ -61,15 +93,7 @@ class OnednnBackendImpl final : public OnednnBackend {
     if (!node.domain.empty() && node.domain != kFusedDomain) return nullptr;
     auto it = Factories().find(node.op_type);
     if (it == Factories().end()) return nullptr;
-    // fp32 only for now; everything else stays with the other backends.
-    // Constant int64 parameters (axes) are fine.
-    for (const TensorDesc& d : request.inputs) {
-      const bool parameter = d.constant != nullptr && d.dtype == DataType::kInt64;
-      if (d.defined() && !parameter && d.dtype != DataType::kFloat32) return nullptr;
-    }
-    for (const TensorDesc& d : request.outputs) {
-      if (d.defined() && d.dtype != DataType::kFloat32) return nullptr;
-    }
+    if (!SupportedTypes(request)) return nullptr;
     try {
       return it->second(OpContext{this, engine_, options_, request});
     } catch (const dnnl::error& e) {
@@ -147,12 +171,15 @@ std::vector<EltwiseStep> EltwiseSteps(const Activation& a) {
 
 }  // namespace
 
-bool AppendActivation(const Node& node, dnnl::post_ops& post_ops) {
+bool AppendActivation(const Node& node, dnnl::post_ops& post_ops, float scale, float shift) {
   const Activation a = FusedActivation(node);
   const std::vector<EltwiseStep> steps = EltwiseSteps(a);
   if (a.kind != Activation::Kind::kNone && steps.empty()) return false;
   for (const EltwiseStep& s : steps) post_ops.append_eltwise(1.0f, s.algorithm, s.alpha, s.beta);
-  if (a.HasAffine()) post_ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, a.scale, a.shift);
+  // One linear step for the activation's affine and the caller's: oneDNN's
+  // int8 convolutions computed two in a row wrongly (PP-OCR's detector).
+  const float k = a.scale * scale, t = a.shift * scale + shift;
+  if (k != 1 || t != 0) post_ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, k, t);
   return true;
 }
 
@@ -177,7 +204,7 @@ KernelOr CompileEltwise(const OpContext& c) {
 
 KernelOr CompileReorder(const dnnl::engine& engine, const TensorDesc& value) {
   const dnnl::memory::desc from = ActualDesc(value);
-  const dnnl::memory::desc to = RowMajorDesc(value.shape);
+  const dnnl::memory::desc to = RowMajorDesc(value.shape, from.data_type());
   dnnl::reorder::primitive_desc pd(engine, from, engine, to, ScratchpadAttr());
   auto kernel = std::make_unique<PrimitiveKernel>(engine, MakePrimitive<dnnl::reorder>(pd));
   kernel->BindInput(DNNL_ARG_FROM, 0, from, from);

@@ -31,23 +31,41 @@ dnnl::memory::dims ToDims(const Shape& shape) {
   return dnnl::memory::dims(shape.begin(), shape.end());
 }
 
-dnnl::memory::desc RowMajorDesc(const Shape& shape) {
+dnnl::memory::data_type DnnlType(DataType dtype) {
+  using T = dnnl::memory::data_type;
+  switch (dtype) {
+    case DataType::kUint8: return T::u8;
+    case DataType::kInt8: return T::s8;
+    case DataType::kInt32: return T::s32;
+    case DataType::kBFloat16: return T::bf16;
+    default: return T::f32;
+  }
+}
+
+dnnl::memory::desc RowMajorDesc(const Shape& shape, dnnl::memory::data_type type) {
   const dnnl::memory::dims dims = ToDims(shape);
   dnnl::memory::dims strides(dims.size(), 1);
   for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) {
     strides[i] = strides[i + 1] * std::max<int64_t>(dims[i + 1], 1);
   }
-  return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, strides);
+  return dnnl::memory::desc(dims, type, strides);
+}
+
+dnnl::memory::desc WithType(const dnnl::memory::desc& md, dnnl::memory::data_type type) {
+  dnnl::memory::desc result = md;
+  result.data.data_type = static_cast<dnnl_data_type_t>(type);
+  result.data.extra = dnnl_memory_extra_desc_t{};  // compensation belongs to the old type
+  return result;
 }
 
 dnnl::memory::desc ActualDesc(const TensorDesc& value) {
   if (auto* layout = dynamic_cast<const OnednnLayout*>(value.layout.get())) return layout->md();
-  return RowMajorDesc(value.shape);
+  return RowMajorDesc(value.shape, DnnlType(value.dtype));
 }
 
 std::shared_ptr<const Layout> LayoutFor(Backend* owner, const dnnl::memory::desc& md,
                                         const Shape& shape) {
-  if (md == RowMajorDesc(shape)) return nullptr;
+  if (md == RowMajorDesc(shape, md.data_type())) return nullptr;
   return std::make_shared<OnednnLayout>(owner, md);
 }
 
@@ -121,6 +139,15 @@ void PrimitiveKernel::SetScratchpad(const dnnl::memory::desc& md) {
   scratchpad_offset_ = Reserve(static_cast<int64_t>(md.get_size()));
 }
 
+void PrimitiveKernel::BindRuntimeScales(int arg, int scale_input, std::vector<float> factors) {
+  const int64_t offset = Reserve(static_cast<int64_t>(factors.size() * sizeof(float)));
+  runtime_values_.push_back({arg, scale_input, std::move(factors), offset});
+}
+
+void PrimitiveKernel::BindRuntimeZeroPoint(int arg, int zero_input) {
+  runtime_values_.push_back({arg, zero_input, {}, Reserve(sizeof(int32_t))});
+}
+
 void PrimitiveKernel::CopyInputToOutputFirst(int index, const dnnl::memory::desc& from, int output,
                                              const dnnl::memory::desc& to) {
   CountPrimitive();
@@ -155,6 +182,20 @@ absl::Status PrimitiveKernel::Run(const KernelArgs& args) const {
       map.emplace(out.arg, dnnl::memory(out.md, engine_, args.outputs[out.index].raw_data()));
     }
     for (const auto& [arg, memory] : owned_) map.emplace(arg, memory);
+    for (const RuntimeValue& v : runtime_values_) {
+      const Tensor& in = args.inputs[v.input];
+      void* data = scratch + v.offset;
+      if (v.factors.empty()) {
+        *static_cast<int32_t*>(data) = static_cast<int32_t>(in.GetInt(0));
+        map.emplace(v.arg, dnnl::memory({{1}, dnnl::memory::data_type::s32, {1}}, engine_, data));
+        continue;
+      }
+      const float scale = in.data<float>()[0];
+      float* scales = static_cast<float*>(data);
+      for (size_t k = 0; k < v.factors.size(); ++k) scales[k] = scale * v.factors[k];
+      const auto n = static_cast<int64_t>(v.factors.size());
+      map.emplace(v.arg, dnnl::memory({{n}, dnnl::memory::data_type::f32, {1}}, engine_, data));
+    }
     if (scratchpad_offset_ >= 0) {
       map.emplace(DNNL_ARG_SCRATCHPAD,
                   dnnl::memory(scratchpad_md_, engine_, scratch + scratchpad_offset_));

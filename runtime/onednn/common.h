@@ -29,8 +29,13 @@ class OnednnLayout final : public Layout {
 };
 
 dnnl::memory::dims ToDims(const Shape& shape);
+// oneDNN's element type for `dtype` (f32 for types oneDNN lacks).
+dnnl::memory::data_type DnnlType(DataType dtype);
 // Row-major descriptor (rank 0 becomes {1}).
-dnnl::memory::desc RowMajorDesc(const Shape& shape);
+dnnl::memory::desc RowMajorDesc(const Shape& shape,
+                                dnnl::memory::data_type type = dnnl::memory::data_type::f32);
+// `md` with elements of another type, in the same format.
+dnnl::memory::desc WithType(const dnnl::memory::desc& md, dnnl::memory::data_type type);
 // The descriptor of a value as it sits in memory: its layout's, or row-major.
 dnnl::memory::desc ActualDesc(const TensorDesc& value);
 // `md` as the layout of an output: null when it is plain row-major.
@@ -64,6 +69,11 @@ class PrimitiveKernel final : public Kernel {
   void BindOutput(int arg, int index, const dnnl::memory::desc& md);
   void BindOwned(int arg, dnnl::memory memory);
   void SetScratchpad(const dnnl::memory::desc& md);
+  // Values known only per run (dynamic quantization), bound to `arg` in
+  // scratch: input `scale_input`'s one float times each of `factors` (output
+  // scales), or input `zero_input`'s one 8-bit integer as s32 (a zero point).
+  void BindRuntimeScales(int arg, int scale_input, std::vector<float> factors);
+  void BindRuntimeZeroPoint(int arg, int zero_input);
   // Runs `reorder`-style work before the primitive: copy input `index` into
   // output `output` (for sum post-ops that accumulate into the destination).
   void CopyInputToOutputFirst(int index, const dnnl::memory::desc& from, int output,
@@ -89,6 +99,12 @@ class PrimitiveKernel final : public Kernel {
     int index;
     dnnl::memory::desc md;
   };
+  struct RuntimeValue {
+    int arg;
+    int input;
+    std::vector<float> factors;  // empty for a zero point
+    int64_t offset;
+  };
   struct Prefill {
     int input;
     dnnl::memory::desc from;
@@ -105,6 +121,7 @@ class PrimitiveKernel final : public Kernel {
   std::vector<Output> outputs_;
   std::vector<std::pair<int, dnnl::memory>> owned_;
   std::vector<Prefill> prefills_;
+  std::vector<RuntimeValue> runtime_values_;
   dnnl::memory::desc scratchpad_md_;
   int64_t scratchpad_offset_ = -1;
   int64_t scratch_bytes_ = 0;

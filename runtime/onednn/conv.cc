@@ -14,20 +14,18 @@ namespace {
 
 using dnnl::memory;
 
-// Outputs with few channels stay row-major: a blocked layout would pad them
-// to 16 channels, and every later op would do that much more work (the OCR
-// detector's last layers, 1 and 24 channels at 640x640, ran 2-16x slower).
-bool FewChannels(const Shape& y) { return y.size() >= 3 && y[1] < 8; }
-
 // Largest relative difference from direct convolution accepted for Winograd.
 constexpr double kWinogradTolerance = 1e-4;
 
-struct ConvGeometry {
-  memory::dims strides, dilates, pad_l, pad_r;
+struct Candidate {
+  dnnl::convolution_forward::primitive_desc pd;
+  std::unique_ptr<PrimitiveKernel> kernel;
 };
 
-// Pads as ONNX defines them (explicit, or from auto_pad), oneDNN dilations
-// (which count the gaps, so ONNX's minus one).
+}  // namespace
+
+bool FewChannels(const Shape& y) { return y.size() >= 3 && y[1] < 8; }
+
 absl::StatusOr<ConvGeometry> Geometry(const Node& node, const Shape& x, const Shape& w) {
   const size_t spatial = x.size() - 2;
   ConvGeometry g;
@@ -55,13 +53,6 @@ absl::StatusOr<ConvGeometry> Geometry(const Node& node, const Shape& x, const Sh
   }
   return g;
 }
-
-struct Candidate {
-  dnnl::convolution_forward::primitive_desc pd;
-  std::unique_ptr<PrimitiveKernel> kernel;
-};
-
-}  // namespace
 
 KernelOr CompileConv(const OpContext& c) {
   const Node& node = c.node();

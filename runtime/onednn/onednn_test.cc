@@ -5,6 +5,7 @@
 #include "runtime/passes/passes.h"
 #include "runtime/testing/backend_check.h"
 #include "runtime/testing/graph_builder.h"
+#include "runtime/testing/qdq_graphs.h"
 
 namespace slimserve::runtime::onednn {
 namespace {
@@ -243,6 +244,172 @@ TEST_F(OnednnTest, WarmRunsCreateNoPrimitives) {
   EXPECT_EQ(PrimitivesCreatedForTesting(), primitives);
   EXPECT_EQ(executor->stats().arenas_allocated, stats.arenas_allocated);
   EXPECT_EQ(executor->stats().kernels_compiled, stats.kernels_compiled);
+}
+
+// int8 kernels against the reference QDQ graph (unoptimized: every Q and DQ
+// computed op by op). oneDNN requantizes with a multiplication by 1 / scale
+// and sums in another order, so a value within float rounding of a rounding
+// boundary can land one step away: the declared tolerance is one
+// quantization step of the output, or of the int8 input of a float-output
+// head (then scaled by its weights).
+class OnednnInt8Test : public OnednnTest {
+ protected:
+  // Runs `graph` optimized on oneDNN; returns its plan's (op, backend) pairs.
+  std::vector<std::pair<std::string, std::string>> ExpectMatchesQdq(const Graph& graph,
+                                                                     const std::vector<Tensor>& inputs,
+                                                                     double atol) {
+    Graph g = graph;
+    EXPECT_TRUE(Optimize(g, {}).ok());
+    ExecutorOptions options;
+    options.backends = {backend_.get()};
+    options.num_threads = 2;
+    options.measure_kernels = false;
+    auto executor = Executor::Create(g, options);
+    EXPECT_TRUE(executor.ok()) << executor.status();
+    if (!executor.ok()) return {};
+    auto summary = (*executor)->Prepare(inputs);
+    EXPECT_TRUE(summary.ok()) << summary.status();
+    auto got = (*executor)->Run(inputs);
+    auto want = testing::RunGraph(graph, inputs);
+    EXPECT_TRUE(got.ok()) << got.status();
+    EXPECT_TRUE(want.ok()) << want.status();
+    if (got.ok() && want.ok()) {
+      for (size_t i = 0; i < got->size(); ++i) {
+        EXPECT_LE(Mismatch((*got)[i], (*want)[i], 0, atol), 1.0) << "output " << i;
+      }
+    }
+    std::vector<std::pair<std::string, std::string>> placed;
+    if (summary.ok()) {
+      for (const auto& e : summary->nodes) placed.emplace_back(e.op_type, e.backend);
+    }
+    return placed;
+  }
+
+  static bool RunsOn(const std::vector<std::pair<std::string, std::string>>& placed, const std::string& op,
+                     const std::string& backend) {
+    bool found = false;
+    for (const auto& [o, b] : placed) {
+      if (o == op) {
+        if (b != backend) return false;
+        found = true;
+      }
+    }
+    return found;
+  }
+};
+
+TEST_F(OnednnInt8Test, SlimserveQdqBlockRunsInInt8) {
+  // y is the Gemm of 32 uint8 features (step 2/255) with weights up to 0.3.
+  for (bool int8_residual : {true, false}) {
+    SCOPED_TRACE(int8_residual ? "int8 residual" : "float residual");
+    const auto placed = ExpectMatchesQdq(testing::SlimserveQdqGraph(int8_residual),
+                                         {RandomTensor({3, 16, 8, 8}, 7)}, 2 * 2.0 / 255 * 0.3);
+    for (const char* op : {"QFusedConv", "QFusedGemm", "QuantizeLinear", "MaxPool", "GlobalAveragePool"}) {
+      EXPECT_TRUE(RunsOn(placed, op, "onednn")) << op;
+    }
+  }
+}
+
+TEST_F(OnednnInt8Test, OrtQdqGraphWithInt8ActivationsAndZeroPoints) {
+  const auto placed = ExpectMatchesQdq(testing::OrtQdqGraph(), {RandomTensor({2, 8, 6, 6}, 8)}, 4.0 / 255 + 1e-6);
+  for (const char* op : {"QFusedConv", "QFusedMatMul", "QuantizeLinear", "DequantizeLinear", "FusedConv"}) {
+    EXPECT_TRUE(RunsOn(placed, op, "onednn")) << op;
+  }
+}
+
+// QDQ input (uint8, zero point `zero`) -> Conv -> activation -> Q -> DQ: one
+// int8 fused op writing uint8 (step 0.05), from the float conv `cc`.
+Graph QuantizedConvGraph(const testing::ConvCase& cc, const char* activation, uint8_t zero) {
+  Graph g = testing::ConvGraph(cc);
+  Node conv = g.nodes[0];
+  const Tensor w = g.initializers.at("w");
+  const int64_t oc = w.dim(0), inner = w.num_elements() / oc;
+  std::vector<float> scales(oc, 1e-3f);
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    scales[i / inner] = std::max(scales[i / inner], std::fabs(w.data<float>()[i]) / 127);
+  }
+  std::vector<int8_t> q(w.num_elements());
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    q[i] = static_cast<int8_t>(std::nearbyint(w.data<float>()[i] / scales[i / inner]));
+  }
+  g.initializers["w_q"] = Tensor::FromVector<int8_t>(w.shape(), q);
+  g.initializers["w_s"] = Tensor::FromVector<float>({oc}, scales);
+  g.initializers["x_s"] = Tensor::FromVector<float>({}, {2.0f / 255});
+  g.initializers["x_z"] = Tensor::FromVector<uint8_t>({}, {zero});
+  g.initializers["y_s"] = Tensor::FromVector<float>({}, {0.05f});
+  g.initializers["y_z"] = Tensor::FromVector<uint8_t>({}, {20});
+  auto node = [](const char* op, std::vector<std::string> in, std::string out) {
+    Node n;
+    n.op_type = op;
+    n.name = out;
+    n.inputs = std::move(in);
+    n.outputs = {std::move(out)};
+    return n;
+  };
+  conv.inputs[0] = "x_dq";
+  conv.inputs[1] = "w_dq";
+  conv.outputs[0] = "c";
+  Node w_dq = node("DequantizeLinear", {"w_q", "w_s"}, "w_dq");
+  w_dq.attributes["axis"].i = 0;
+  g.nodes = {node("QuantizeLinear", {"x", "x_s", "x_z"}, "x_q"), node("DequantizeLinear", {"x_q", "x_s", "x_z"}, "x_dq"),
+             w_dq, conv};
+  const bool affine = std::string(activation) == "HardSwishAffine";
+  if (affine) {
+    // PP-LCNet's learnable affine after the activation: 0.7 * a - 0.3.
+    g.initializers["k"] = Tensor::FromVector<float>({}, {0.7f});
+    g.initializers["t"] = Tensor::FromVector<float>({}, {-0.3f});
+    g.nodes.push_back(node("HardSwish", {"c"}, "a"));
+    g.nodes.push_back(node("Mul", {"a", "k"}, "m"));
+    g.nodes.push_back(node("Add", {"m", "t"}, "r"));
+  } else {
+    g.nodes.push_back(node(activation, {"c"}, "r"));
+  }
+  g.nodes.push_back(node("QuantizeLinear", {"r", "y_s", "y_z"}, "y_q"));
+  g.nodes.push_back(node("DequantizeLinear", {"y_q", "y_s", "y_z"}, "y"));
+  return g;
+}
+
+TEST_F(OnednnInt8Test, SingleConvsCoverLayoutsGroupsAndActivations) {
+  const testing::ConvCase cases[] = {
+      {"3x3 pad", {2, 16, 10, 10}, {32, 16, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, "", true},
+      {"strided", {1, 8, 9, 11}, {16, 8, 3, 2}, {2, 3}, {0, 1, 2, 0}, {1, 1}, 1, "", false},
+      {"depthwise", {1, 16, 9, 9}, {16, 1, 3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 16, "", true},
+      {"pointwise", {1, 32, 6, 6}, {48, 32, 1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 1, "", true},
+      {"few channels", {1, 8, 5, 5}, {3, 8, 1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 1, "", true},
+  };
+  for (const testing::ConvCase& cc : cases) {
+    for (const char* activation : {"Relu", "HardSwish", "HardSwishAffine", "Sigmoid", "Identity"}) {
+      for (uint8_t zero : {0, 100}) {
+        SCOPED_TRACE(::testing::Message() << cc.name << " " << activation << " zero point " << int{zero});
+        const auto placed = ExpectMatchesQdq(QuantizedConvGraph(cc, activation, zero), {RandomTensor(cc.x, 3)},
+                                             0.05 + 1e-6);
+        EXPECT_TRUE(RunsOn(placed, "QFusedConv", "onednn"));
+      }
+    }
+  }
+}
+
+TEST_F(OnednnInt8Test, DynamicQuantizationMatMulTakesScalesPerRun) {
+  // Float output of 12 uint8 inputs times int8 weights: only float rounding differs.
+  for (uint32_t seed : {9, 10}) {
+    const auto placed =
+        ExpectMatchesQdq(testing::DynamicQdqGraph(), {RandomTensor({2, 5, 12}, seed, -3.0f * seed, 1.0f)}, 1e-4);
+    EXPECT_TRUE(RunsOn(placed, "QFusedMatMul", "onednn"));
+  }
+}
+
+TEST_F(OnednnInt8Test, WarmRunsCreateNoPrimitives) {
+  Graph g = testing::SlimserveQdqGraph();
+  ASSERT_TRUE(Optimize(g, {}).ok());
+  ExecutorOptions options;
+  options.backends = {backend_.get()};
+  auto executor = Executor::Create(g, options).value();
+  const Tensor x1 = RandomTensor({1, 16, 8, 8}, 1), x4 = RandomTensor({4, 16, 8, 8}, 2);
+  ASSERT_TRUE(executor->Run({x1}).ok());
+  ASSERT_TRUE(executor->Run({x4}).ok());
+  const int64_t primitives = PrimitivesCreatedForTesting();
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(executor->Run({i % 2 ? x1 : x4}).ok());
+  EXPECT_EQ(PrimitivesCreatedForTesting(), primitives);
 }
 
 }  // namespace

@@ -67,7 +67,7 @@ KernelOr CompilePool(const OpContext& c) {
           : (include_pad ? dnnl::algorithm::pooling_avg_include_padding
                          : dnnl::algorithm::pooling_avg_exclude_padding);
   const memory::desc src = ActualDesc(x);
-  const memory::desc dst(ToDims(y), memory::data_type::f32, memory::format_tag::any);
+  const memory::desc dst(ToDims(y), src.data_type(), memory::format_tag::any);
   dnnl::pooling_v2_forward::primitive_desc pd(
       dnnl::pooling_v2_forward::desc(dnnl::prop_kind::forward_inference, algorithm, src, dst,
                                      strides, kernel, dilates, pad_l, pad_r),

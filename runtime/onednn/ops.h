@@ -44,10 +44,28 @@ KernelOr CompileBatchNorm(const OpContext& c);
 KernelOr CompileTranspose(const OpContext& c);
 KernelOr CompileReduce(const OpContext& c);
 KernelOr CompileReorder(const dnnl::engine& engine, const TensorDesc& value);
+// The int8 fused ops (reference/quantized_fused_ops.cc) and the QDQ ops.
+KernelOr CompileQuantizedConv(const OpContext& c);
+KernelOr CompileQuantizedMatMul(const OpContext& c);
+KernelOr CompileQuantize(const OpContext& c);
+KernelOr CompileDequantize(const OpContext& c);
+
+// A convolution's geometry in oneDNN's terms.
+struct ConvGeometry {
+  dnnl::memory::dims strides, dilates, pad_l, pad_r;
+};
+// Pads as ONNX defines them (explicit, or from auto_pad), oneDNN dilations
+// (which count the gaps, so ONNX's minus one).
+absl::StatusOr<ConvGeometry> Geometry(const Node& node, const Shape& x, const Shape& w);
+// Outputs with few channels stay row-major: a blocked layout would pad them
+// to 16 channels, and every later op would do that much more work (the OCR
+// detector's last layers, 1 and 24 channels at 640x640, ran 2-16x slower).
+bool FewChannels(const Shape& y);
 
 // Appends the activation of a fused node (attributes `activation` and
-// `activation_params`) as an eltwise post-op; false if oneDNN lacks it.
-bool AppendActivation(const Node& node, dnnl::post_ops& post_ops);
+// `activation_params`) as eltwise post-ops, then y * scale + shift; false if
+// oneDNN lacks it.
+bool AppendActivation(const Node& node, dnnl::post_ops& post_ops, float scale = 1, float shift = 0);
 
 }  // namespace slimserve::runtime::onednn
 

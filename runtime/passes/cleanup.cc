@@ -119,6 +119,12 @@ void EliminateDeadNodes(Graph& graph) {
 
 absl::Status Optimize(Graph& graph, const OptimizeOptions& options) {
   if (options.remove_identities) RemoveIdentities(graph);
+  // Fused ops are not standard ONNX: callers that export ask for no fusion.
+  const bool quantized = options.fuse && options.fuse_quantized;
+  if (quantized) {
+    FuseQuantizedInputs(graph);
+    EliminateDeadNodes(graph);  // weight DequantizeLinear nodes read by nothing now
+  }
   if (options.fold_constants) RETURN_IF_ERROR(FoldConstants(graph));
   if (options.fold_channel_affine) RETURN_IF_ERROR(FoldChannelAffine(graph));
   if (options.fuse) {
@@ -128,6 +134,7 @@ absl::Status Optimize(Graph& graph, const OptimizeOptions& options) {
     FuseHardSwish(graph);
     FuseActivations(graph);
   }
+  if (quantized) FuseQuantizedOutputs(graph);
   EliminateDeadNodes(graph);
   return graph.Validate();
 }

@@ -82,9 +82,12 @@ void FuseMatMulBias(Graph& graph) {
     GraphIndex index(graph);
     for (int k = 0; k < 2; ++k) {
       const int p = index.Producer(add.inputs[k]);
-      if (p < 0 || !Is(graph.nodes[p], "MatMul") || !index.SingleUse(add.inputs[k])) continue;
+      if (p < 0 || !index.SingleUse(add.inputs[k])) continue;
       Node& matmul = graph.nodes[p];
-      const Tensor* weights = index.Constant(matmul.inputs[1]);
+      // The int8 form has its weights at input 3, after the input's scale and zero point.
+      const bool quantized = IsFused(matmul, "QFusedMatMul") && matmul.inputs.size() == 5;
+      if (!Is(matmul, "MatMul") && !quantized) continue;
+      const Tensor* weights = index.Constant(matmul.inputs[quantized ? 3 : 1]);
       const Tensor* bias = index.Constant(add.inputs[1 - k]);
       // A per-column bias [N] of a constant [K, N] weight: what Linear exports.
       if (weights == nullptr || bias == nullptr || weights->rank() != 2 || bias->rank() != 1 ||
@@ -113,14 +116,17 @@ void FuseResidualAdd(Graph& graph) {
       if (p < 0 || dead[p] || !index.SingleUse(value)) continue;
       const Node& conv = graph.nodes[p];
       const bool plain = Is(conv, "Conv");
-      const bool fused = IsFused(conv, "FusedConv") && conv.inputs.size() <= 3 && !HasActivation(conv);
+      const bool quantized = IsFused(conv, "QFusedConv");
+      const size_t base = quantized ? 6 : 3;  // inputs before the addend
+      const bool fused = (IsFused(conv, "FusedConv") || quantized) && conv.inputs.size() <= base &&
+                         !HasActivation(conv) && !conv.Has("y_scale");
       const std::string& other = add.inputs[OtherInput(add, value)];
       // The addend must be an activation, not a constant (that is a bias).
       if ((!plain && !fused) || index.Constant(other) != nullptr) continue;
       // The fused node takes the Add's place: by then both operands exist.
       Node merged = conv;
       MakeFused(merged);
-      merged.inputs.resize(3);
+      merged.inputs.resize(base);
       merged.inputs.push_back(other);
       merged.outputs = add.outputs;
       add = std::move(merged);
@@ -205,8 +211,9 @@ void FuseActivations(Graph& graph) {
     Node& producer = graph.nodes[p];
     const bool fusable = Is(producer, "Conv") || Is(producer, "Gemm") || Is(producer, "MatMul") ||
                          IsFused(producer, "FusedConv") || IsFused(producer, "FusedGemm") ||
-                         IsFused(producer, "FusedMatMul");
-    if (!fusable || HasActivation(producer)) continue;
+                         IsFused(producer, "FusedMatMul") || IsFused(producer, "QFusedConv") ||
+                         IsFused(producer, "QFusedGemm") || IsFused(producer, "QFusedMatMul");
+    if (!fusable || HasActivation(producer) || producer.Has("y_scale")) continue;
     MakeFused(producer);
     SetFusedActivation(*activation, producer);
     producer.outputs[0] = act.outputs[0];

@@ -15,6 +15,9 @@ struct OptimizeOptions {
   bool fold_constants = true;
   bool fold_channel_affine = true;  // BatchNormalization, Mul/Add by constants
   bool fuse = true;  // bias, residual-add and activation fusion
+  // With `fuse`: QDQ patterns -> int8 fused ops (runs before folding, which
+  // would turn int8 weights back into float).
+  bool fuse_quantized = true;
 };
 
 // Runs the enabled passes in order, then removes dead nodes.
@@ -45,6 +48,17 @@ void FuseActivations(Graph& graph);
 // DequantizeLinear. All or nothing: fails, naming the node, where a form has
 // no conversion here (Upsample, Resize before 11, subgraphs).
 absl::Status UpgradeOpset(Graph& graph, int64_t target);
+// DequantizeLinear(x) and DequantizeLinear(constant int8 weights, per tensor
+// or per output channel, no zero point) into a Conv, Gemm or MatMul ->
+// QFusedConv, QFusedGemm or QFusedMatMul (reference/quantized_fused_ops.cc)
+// with float output. Other patterns stay as they are.
+void FuseQuantizedInputs(Graph& graph);
+// After fusion: a QuantizeLinear that alone reads an int8 fused op's output
+// becomes that op's requantization (attributes y_scale, y_zero_point,
+// y_type), taking a residual addend as int8 when it comes from a
+// DequantizeLinear (attributes sum_scale, sum_zero_point), else staying
+// apart; a QuantizeLinear after a MaxPool moves in front of it.
+void FuseQuantizedOutputs(Graph& graph);
 // Drops nodes and initializers nothing reads.
 void EliminateDeadNodes(Graph& graph);
 

@@ -1,9 +1,12 @@
 #include "runtime/passes/passes.h"
 
+#include <algorithm>
+
 #include "gtest/gtest.h"
 #include "runtime/activation.h"
 #include "runtime/testing/backend_check.h"
 #include "runtime/testing/graph_builder.h"
+#include "runtime/testing/qdq_graphs.h"
 
 namespace slimserve::runtime {
 namespace {
@@ -213,6 +216,105 @@ TEST(PassesTest, DecomposedLayerNormBecomesOneNode) {
   b.Output("z");
   Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({2, 5, 16}, 3)});
   EXPECT_EQ(Ops(g), (std::vector<std::string>{"LayerNormalization", "Relu"}));
+}
+
+// The int8 fused ops' reference runs the same float steps as the QDQ graph,
+// in another order where a bias or residual sum joins: a value that lands
+// within float rounding of a quantization boundary may round one step the
+// other way. `atol` is one step of the output (or of what feeds it).
+Graph OptimizeQuantizedAndCompare(const Graph& graph, const std::vector<Tensor>& inputs, double atol) {
+  Graph optimized = graph;
+  EXPECT_TRUE(Optimize(optimized, {}).ok());
+  auto before = testing::RunGraph(graph, inputs);
+  auto after = testing::RunGraph(optimized, inputs);
+  EXPECT_TRUE(before.ok()) << before.status();
+  EXPECT_TRUE(after.ok()) << after.status();
+  if (before.ok() && after.ok()) {
+    for (size_t i = 0; i < before->size() && i < after->size(); ++i) {
+      EXPECT_LE(Mismatch((*after)[i], (*before)[i], 0, atol), 1.0) << "output " << i;
+    }
+  }
+  return optimized;
+}
+
+const Node* Find(const Graph& g, const std::string& op, int nth = 0) {
+  for (const Node& n : g.nodes) {
+    if (n.op_type == op && nth-- == 0) return &n;
+  }
+  return nullptr;
+}
+
+TEST(PassesTest, SlimserveQdqBecomesInt8FusedOps) {
+  Graph g = OptimizeQuantizedAndCompare(testing::SlimserveQdqGraph(), {RandomTensor({2, 16, 8, 8}, 3)}, 0.01);
+  // The block input's Q stays; the first conv requantizes into the second,
+  // which adds the quantized block input as int8 and requantizes into the
+  // MaxPool (the Q after it moved before it); the head's Gemm reads the
+  // flattened pool through its own Q.
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"QuantizeLinear", "QFusedConv", "QFusedConv", "MaxPool",
+                                               "QFusedConv", "GlobalAveragePool", "Flatten", "QuantizeLinear",
+                                               "QFusedGemm"}));
+  const Node* first = Find(g, "QFusedConv", 0);
+  const Node* second = Find(g, "QFusedConv", 1);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  EXPECT_FLOAT_EQ(first->GetFloat("y_scale", 0), 4.0f / 255);
+  EXPECT_EQ(first->GetInt("y_type", 0), static_cast<int64_t>(DataType::kUint8));
+  EXPECT_EQ(FusedActivation(*first).kind, Activation::Kind::kRelu);
+  ASSERT_EQ(second->inputs.size(), 7u);  // with the residual addend
+  EXPECT_EQ(second->inputs[6], g.nodes[0].outputs[0]);  // x, quantized
+  EXPECT_FLOAT_EQ(second->GetFloat("sum_scale", 0), 2.0f / 255);
+  EXPECT_EQ(second->GetInt("sum_zero_point", 0), 128);
+  EXPECT_FLOAT_EQ(second->GetFloat("y_scale", 0), 5.0f / 255);
+  EXPECT_EQ(FusedActivation(*second).kind, Activation::Kind::kRelu);
+}
+
+TEST(PassesTest, FloatResidualAddendKeepsTheSumInFloat) {
+  Graph g = OptimizeQuantizedAndCompare(testing::SlimserveQdqGraph(/*int8_residual=*/false),
+                                        {RandomTensor({2, 16, 8, 8}, 3)}, 0.01);
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"QuantizeLinear", "QFusedConv", "QFusedConv", "QuantizeLinear",
+                                               "MaxPool", "QFusedConv", "GlobalAveragePool", "Flatten",
+                                               "QuantizeLinear", "QFusedGemm"}));
+  const Node* second = Find(g, "QFusedConv", 1);
+  ASSERT_NE(second, nullptr);
+  EXPECT_FALSE(second->Has("y_scale"));
+  EXPECT_FALSE(second->Has("sum_scale"));
+  EXPECT_EQ(second->inputs[6], "x");
+}
+
+TEST(PassesTest, OrtQdqBecomesInt8FusedOpsWhereItCan) {
+  Graph g = OptimizeQuantizedAndCompare(testing::OrtQdqGraph(), {RandomTensor({2, 8, 6, 6}, 4)}, 4.0 / 255 + 1e-6);
+  const std::vector<std::string> ops = Ops(g);
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "QFusedConv"), 2);
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "QFusedMatMul"), 1);
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "FusedConv"), 1);  // float weights stay float
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "Add"), 1);        // QDQ around an Add: float
+  const Node* first = Find(g, "QFusedConv", 0);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->GetInt("y_type", 0), static_cast<int64_t>(DataType::kInt8));
+  EXPECT_EQ(first->GetInt("y_zero_point", 0), 3);
+  EXPECT_EQ(first->inputs.size(), 6u);  // the int32 bias, folded to float
+}
+
+TEST(PassesTest, DynamicQdqMatMulTakesItsBias) {
+  Graph g = OptimizeQuantizedAndCompare(testing::DynamicQdqGraph(), {RandomTensor({2, 5, 12}, 5)}, 1e-5);
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"DynamicQuantizeLinear", "QFusedMatMul"}));
+}
+
+TEST(PassesTest, QdqPatternsWithZeroPointWeightsStayFloat) {
+  GraphBuilder b;
+  b.Input("x", {1, 4});
+  b.Constant("w_q", Tensor::FromVector<int8_t>({4, 3}, std::vector<int8_t>(12, 5)));
+  b.Constant("w_s", Tensor::FromVector<float>({}, {0.1f}));
+  b.Constant("w_z", Tensor::FromVector<int8_t>({}, {1}));  // asymmetric weights
+  b.Constant("x_s", Tensor::FromVector<float>({}, {0.01f}));
+  b.Constant("x_z", Tensor::FromVector<uint8_t>({}, {128}));
+  b.Node("QuantizeLinear", {"x", "x_s", "x_z"}, {"x_q"});
+  b.Node("DequantizeLinear", {"x_q", "x_s", "x_z"}, {"x_dq"});
+  b.Node("DequantizeLinear", {"w_q", "w_s", "w_z"}, {"w"});
+  b.Node("MatMul", {"x_dq", "w"}, {"y"});
+  b.Output("y");
+  Graph g = OptimizeAndCompare(b.Build(), {RandomTensor({1, 4}, 6)});
+  EXPECT_EQ(Ops(g), (std::vector<std::string>{"QuantizeLinear", "DequantizeLinear", "MatMul"}));
 }
 
 }  // namespace

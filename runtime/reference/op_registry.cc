@@ -18,6 +18,7 @@ const OpTable& Table() {
     RegisterReduceOps(*t);
     RegisterQuantizeOps(*t);
     RegisterFusedOps(*t);
+    RegisterQuantizedFusedOps(*t);
     return t;
   }();
   return *table;

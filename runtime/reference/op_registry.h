@@ -89,6 +89,8 @@ void RegisterReduceOps(OpTable& table);
 void RegisterQuantizeOps(OpTable& table);
 // The runtime's fused ops, keyed "slimserve.FusedConv" etc.
 void RegisterFusedOps(OpTable& table);
+// Their int8 forms, keyed "slimserve.QFusedConv" etc.
+void RegisterQuantizedFusedOps(OpTable& table);
 
 }  // namespace slimserve::runtime::reference
 
