@@ -4,19 +4,11 @@
 #include <cstring>
 #include <memory>
 
+#include "runtime/reference/multiversion.h"
 #include "runtime/reference/parallel.h"
 
 namespace slimserve::runtime::reference {
 namespace {
-
-// Function multi-versioning (GCC on x86-64 Linux): one copy per ISA, picked
-// by an ifunc resolver at load time.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SLIMSERVE_MULTIVERSION \
-  __attribute__((target_clones("default", "arch=haswell", "arch=skylake-avx512")))
-#else
-#define SLIMSERVE_MULTIVERSION
-#endif
 
 // Register tile: kMr rows of A times kNr<T> columns of B (two AVX-512
 // registers per row), held in accumulators across the whole depth block.
