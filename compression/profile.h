@@ -33,7 +33,8 @@ struct Profile {
 
 // "KIND[,key=value...]": KIND is fp32, bf16, int8-dynamic or int8-static;
 // keys calibration (minmax|percentile|entropy|mse), percentile, samples,
-// data, activations (u8|s8), keep (repeatable). Errors name the part that is wrong.
+// data, activations (u8|s8), keep (repeatable: a node name, an op type or
+// "depthwise"). Errors name the part that is wrong.
 absl::StatusOr<Profile> ParseProfile(absl::string_view text);
 // The canonical text: only the options that apply to the kind, keep sorted.
 std::string ProfileText(const Profile& profile);

@@ -48,10 +48,15 @@ std::string Check(const Graph& graph, size_t index, const QuantizeOptions& optio
     return "-";  // not a kind of node this quantizes
   }
   if (!node.domain.empty()) return "-";
-  for (const std::string& keep : options.keep_fp32) {
-    if (keep == node.name || keep == node.op_type) return "kept in fp32 as asked";
-  }
   const Tensor* w = node.inputs.size() > 1 ? Constant(graph, node.inputs[1]) : nullptr;
+  // A depthwise conv has one input channel per group: weights [C, 1, kh, kw].
+  const bool depthwise = node.op_type == "Conv" && node.GetInt("group", 1) > 1 && w != nullptr && w->rank() == 4 &&
+                         w->shape()[1] == 1;
+  for (const std::string& keep : options.keep_fp32) {
+    if (keep == node.name || keep == node.op_type || (keep == "depthwise" && depthwise)) {
+      return "kept in fp32 as asked";
+    }
+  }
   if (w == nullptr) return "weights are not constant";
   if (w->dtype() != DataType::kFloat32) return "weights are not float";
   if (node.op_type != "Conv" && w->rank() != 2) return "weights are not 2-D";

@@ -50,7 +50,7 @@ struct QuantizeOptions {
   // Static only: int8 activations (zero point in [-128, 127]) instead of
   // uint8, for runtimes whose int8 kernels take s8 x s8.
   bool s8_activations = false;
-  std::vector<std::string> keep_fp32;  // node names or op types left in fp32
+  std::vector<std::string> keep_fp32;  // node names, op types or "depthwise", left in fp32
   int num_threads = 0;                 // for the calibration runs; 0: one per core
   Progress progress;                   // over the calibration runs; may be empty
 };

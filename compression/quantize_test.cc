@@ -139,13 +139,14 @@ TEST(Quantize, FashionMnistTop1WithinBudget) {
 // PP-OCRv4 text detection on rendered pages (tools/make_text_pages.py):
 // calibrated on 4 pages, compared on 4 others: the share of the pixels above
 // 0.3 in the fp32 probability map that are above 0.3 in the int8 one, and the
-// reverse. Measured: min/max calibration 94.2 % / 95.7 %; percentiles 99.9
-// 94.9 / 97.9, 99.95 96.5 / 97.7, 99.99 96.1 / 96.0, 99.999 91.9 / 93.5;
-// MSE-optimal ranges 95.7 / 97.4; dynamic (per-image min/max) 91.0 / 91.6;
-// keeping the first or the last convolutions in fp32 changes nothing. The
-// target is 98 %: it needs another calibration (entropy) or per-layer
-// sensitivity; until then this guards what 99.95 gives.
-constexpr double kDetectionBudget = 96.0;
+// reverse. Measured with every conv in int8: min/max calibration 94.2 % /
+// 95.7 %; percentiles 99.9 94.9 / 97.9, 99.95 96.5 / 97.7, 99.99 96.1 / 96.0;
+// MSE-optimal ranges 95.7 / 97.4; dynamic (per-image min/max) 91.0 / 91.6.
+// Bisecting by fp32 islands: the backbone in fp32 gives 99.4 / 99.7, the neck
+// 96.7 / 97.6, the squeeze-excitation convs no change, the 14 depthwise convs
+// 97.5 / 98.2. Depthwise convs in fp32 with percentile 99.97 give 98.1 / 98.1,
+// 99.98 98.2 / 98.4, 99.99 97.9 / 98.0: the recipe below.
+constexpr double kDetectionBudget = 98.0;
 TEST(Quantize, PpOcrDetectionMapsAgree) {
   const Graph det = Folded(cache_dir + "/real_models/ppocr_det_v4/model.onnx");
   const DataSet calibration = Load(det, "text_pages_calibration.npz");
@@ -154,7 +155,8 @@ TEST(Quantize, PpOcrDetectionMapsAgree) {
   Graph int8 = det;
   QuantizeOptions options;
   options.calibration = Calibration::kPercentile;
-  options.percentile = 99.95;
+  options.percentile = 99.98;
+  options.keep_fp32 = {"depthwise"};
   auto report = Quantize(int8, options, calibration.Batches(0, calibration.rows(), 1));
   ASSERT_TRUE(report.ok()) << report.status();
   std::printf("quantized %zu nodes, %zu kept in fp32\n", report->quantized.size(), report->kept_fp32.size());

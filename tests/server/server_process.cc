@@ -88,6 +88,14 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
   return absl::DeadlineExceededError(absl::StrCat("slimserve did not get ready:\n", server->output()));
 }
 
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::ServeRepository(
+    const std::string& binary, const std::string& repository, const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--model-repository", repository, "--model-control-mode", "explicit",
+                                   "--load-model", "*", "--threads", "2"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return Start(binary, std::move(args));
+}
+
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);

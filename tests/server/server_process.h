@@ -25,6 +25,11 @@ class ServerProcess {
   // until it prints that it is ready (or fails).
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& binary,
                                                                std::vector<std::string> args);
+  // Start() serving every model of `repository` (explicit model control, two
+  // threads), with `extra` arguments after those.
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> ServeRepository(const std::string& binary,
+                                                                         const std::string& repository,
+                                                                         const std::vector<std::string>& extra);
   ~ServerProcess();  // SIGKILL if still running
 
   int grpc_port() const { return grpc_port_; }

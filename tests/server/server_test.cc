@@ -57,11 +57,8 @@ inference::ModelInferRequest InferRequest(const std::string& model, const runtim
 
 class ServerTest : public ::testing::Test {
  protected:
-  void StartServer(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--model-repository", repo_, "--model-control-mode", "explicit",
-                                     "--load-model", "*", "--threads", "2"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto started = ServerProcess::Start(SLIMSERVE_BINARY, args);
+  void StartServer(const std::vector<std::string>& extra = {}) {
+    auto started = ServerProcess::ServeRepository(SLIMSERVE_BINARY, repo_, extra);
     ASSERT_TRUE(started.ok()) << started.status();
     server_ = *std::move(started);
     stub_ = server_->Stub();
