@@ -25,16 +25,22 @@ constexpr char kCompressUsage[] =
     "       slimctl compress --offline MODEL.onnx --profile PROFILE -o OUT.onnx [options]\n"
     "On a server (--url, default localhost:8001): builds a compressed variant of the served MODEL in the\n"
     "background with a progress bar, evaluates it against the original and serves it as MODEL.V (V defaults\n"
-    "to the profile: int8_static, int8_dynamic, bf16, fp32). --data and --eval name uploaded data sets\n"
+    "to the profile: int8_static, int8_dynamic, bf16, fp32, pruned). --data and --eval name uploaded data sets\n"
     "(slimctl datasets); without them the server uses a sample of the model's recent requests.\n"
     "  --no-wait          print the job and return (slimctl jobs, slimctl cancel JOB)\n"
     "Offline (--offline): the same pipeline in this process, written as ONNX: int8 in QDQ form\n"
     "(QuantizeLinear/DequantizeLinear around the original ops), which ONNX Runtime runs too.\n"
     "  --profile P        int8-static: activation ranges calibrated on --data;\n"
     "                     int8-dynamic: activation ranges computed per request;\n"
-    "                     bf16: weights and activations rounded to bfloat16; fp32: BatchNorm folded.\n"
-    "                     Options may follow as KIND,key=value,... (the keys below, and keep=NAME)\n"
-    "  --data FILE.npz    offline: calibration data (int8-static), arrays named after the model's inputs\n"
+    "                     bf16: weights and activations rounded to bfloat16; fp32: BatchNorm folded;\n"
+    "                     pruned: filters removed or weights zeroed by magnitude, then the layers solved\n"
+    "                     again on --data to give the original's outputs.\n"
+    "                     Options may follow as KIND,key=value,... (the keys below, and keep=NAME);\n"
+    "                     pruned takes structure=filter|weight|vector|kernel (default filter: whole\n"
+    "                     output channels, removed; the others zero single weights, 1x4 vectors or kh x kw\n"
+    "                     kernels), sparsity=S in [0, 1) (default 0.5), criterion=l1|l2|bn-gamma,\n"
+    "                     context=local|global (the same share per layer, or one threshold for all)\n"
+    "  --data FILE.npz    offline: calibration data (int8-static, pruned), arrays named after the model's inputs\n"
     "  --samples N        calibration rows taken from --data (default 512)\n"
     "  --calibration C    minmax (default: the whole range of each activation), percentile, entropy\n"
     "                     (the clipped range whose histogram diverges least, KL), or mse (the clipped\n"
@@ -64,8 +70,11 @@ absl::Status Compress(const Args& args) {
   ASSIGN_OR_RETURN(runtime::Graph original, runtime::ImportOnnxFile(args.positional()[0], {}));
 
   compression::DataSet calibration;
-  if (profile.kind == compression::ProfileKind::kInt8Static) {
-    if (!args.Has("data")) return absl::InvalidArgumentError("int8-static needs calibration data: --data FILE.npz");
+  if (compression::UsesCalibration(profile)) {
+    if (!args.Has("data")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(compression::KindText(profile.kind), " needs calibration data: --data FILE.npz"));
+    }
     ASSIGN_OR_RETURN(calibration, compression::LoadDataSet(args.Get("data"), original));
     std::cerr << "calibrating on " << std::min(profile.samples, calibration.rows()) << " rows of " << args.Get("data")
               << "\n";
@@ -74,8 +83,17 @@ absl::Status Compress(const Args& args) {
                    compression::BuildVariant(original, profile, &calibration, {.num_threads = static_cast<int>(threads)}));
   const compression::QuantizeReport& report = built.report;
   runtime::Graph& variant = built.graph;
-  std::cout << compression::ProfileText(profile) << ": " << report.quantized.size() << " nodes quantized\n";
-  for (const std::string& kept : report.kept_fp32) std::cout << "  fp32: " << kept << "\n";
+  if (profile.kind == compression::ProfileKind::kPruned) {
+    const compression::PruneReport& pruning = built.pruning;
+    std::cout << absl::StrFormat("%s: %d layers pruned; parameters %d -> %d (%d not zero, %.1f %%)\n",
+                                 compression::ProfileText(profile), pruning.layers.size(), pruning.parameters_before,
+                                 pruning.parameters_after, pruning.nonzero_after,
+                                 100.0 * pruning.nonzero_after / std::max<int64_t>(1, pruning.parameters_before));
+    for (const std::string& layer : pruning.layers) std::cout << "  " << layer << "\n";
+  } else {
+    std::cout << compression::ProfileText(profile) << ": " << report.quantized.size() << " nodes quantized\n";
+    for (const std::string& kept : report.kept_fp32) std::cout << "  fp32: " << kept << "\n";
+  }
   RETURN_IF_ERROR(runtime::ExportOnnxFile(variant, args.Get("o")));
   std::cout << "wrote " << args.Get("o") << "\n";
 

@@ -1,5 +1,6 @@
 #include "compression/pipeline.h"
 
+#include "absl/strings/str_cat.h"
 #include "runtime/passes/passes.h"
 #include "runtime/status_macros.h"
 
@@ -7,10 +8,24 @@ namespace slimserve::compression {
 
 absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile& profile,
                                           const DataSet* calibration, const BuildOptions& options) {
+  if (UsesCalibration(profile) && (calibration == nullptr || calibration->rows() == 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(KindText(profile.kind), " needs calibration data"));
+  }
+  const std::vector<std::vector<runtime::Tensor>> batches =
+      UsesCalibration(profile) ? calibration->Batches(0, profile.samples, options.batch)
+                               : std::vector<std::vector<runtime::Tensor>>{};
   runtime::OptimizeOptions fold;
   fold.fuse = false;  // fused ops are slimserve's own: the result must stay standard ONNX
+  if (profile.kind == ProfileKind::kPruned) {
+    BuiltVariant built{original, {}, {}};
+    ASSIGN_OR_RETURN(built.pruning, Prune(built.graph, profile.prune));
+    RETURN_IF_ERROR(runtime::Optimize(original, fold));
+    RETURN_IF_ERROR(runtime::Optimize(built.graph, fold));
+    RETURN_IF_ERROR(Recover(original, built.graph, built.pruning, batches, {options.num_threads, options.progress}));
+    return built;
+  }
   RETURN_IF_ERROR(runtime::Optimize(original, fold));
-  BuiltVariant built{std::move(original), {}};
+  BuiltVariant built{std::move(original), {}, {}};
   if (profile.kind == ProfileKind::kFp32) return built;
   // Per-channel DequantizeLinear and Cast to bfloat16 are opset-13 ops.
   RETURN_IF_ERROR(runtime::UpgradeOpset(built.graph, 13));
@@ -25,13 +40,6 @@ absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile
   q.keep_fp32 = profile.keep_fp32;
   q.num_threads = options.num_threads;
   q.progress = options.progress;
-  std::vector<std::vector<runtime::Tensor>> batches;
-  if (q.precision == Precision::kInt8Static) {
-    if (calibration == nullptr || calibration->rows() == 0) {
-      return absl::InvalidArgumentError("int8-static needs calibration data");
-    }
-    batches = calibration->Batches(0, profile.samples, options.batch);
-  }
   ASSIGN_OR_RETURN(built.report, Quantize(built.graph, q, batches));
   return built;
 }

@@ -12,6 +12,7 @@
 #include "compression/dataset.h"
 #include "compression/profile.h"
 #include "compression/progress.h"
+#include "compression/prune.h"
 #include "compression/quantize.h"
 #include "runtime/graph.h"
 
@@ -25,13 +26,16 @@ struct BuildOptions {
 
 struct BuiltVariant {
   runtime::Graph graph;
-  QuantizeReport report;  // empty for fp32
+  QuantizeReport report;  // bf16 and int8
+  PruneReport pruning;    // pruned
 };
 
 // `original` as imported. BatchNorm and other constant arithmetic are folded
-// first (fp32 is just that), and models below opset 13 are upgraded to it; int8-static needs `calibration` (its first
-// profile.samples rows are used). Fails with FailedPrecondition when the
-// profile does not apply to the model (int8 without Conv, Gemm or MatMul).
+// first (fp32 is just that; pruned prunes before, for BatchNorm's gamma), and
+// models below opset 13 are upgraded to it for bf16 and int8. int8-static
+// and pruned (to recover) need `calibration` (its first profile.samples rows
+// are used). Fails with FailedPrecondition when the profile does not apply
+// to the model (int8 without Conv, Gemm or MatMul; nothing to prune).
 absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile& profile,
                                           const DataSet* calibration, const BuildOptions& options);
 

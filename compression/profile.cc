@@ -14,19 +14,54 @@ namespace {
 constexpr std::pair<ProfileKind, const char*> kKinds[] = {{ProfileKind::kFp32, "fp32"},
                                                           {ProfileKind::kBf16, "bf16"},
                                                           {ProfileKind::kInt8Dynamic, "int8-dynamic"},
-                                                          {ProfileKind::kInt8Static, "int8-static"}};
+                                                          {ProfileKind::kInt8Static, "int8-static"},
+                                                          {ProfileKind::kPruned, "pruned"}};
 constexpr std::pair<Calibration, const char*> kCalibrations[] = {{Calibration::kMinMax, "minmax"},
                                                                  {Calibration::kPercentile, "percentile"},
                                                                  {Calibration::kEntropy, "entropy"},
                                                                  {Calibration::kMse, "mse"}};
+constexpr std::pair<PruneStructure, const char*> kStructures[] = {{PruneStructure::kFilter, "filter"},
+                                                                  {PruneStructure::kWeight, "weight"},
+                                                                  {PruneStructure::kVector, "vector"},
+                                                                  {PruneStructure::kKernel, "kernel"}};
+constexpr std::pair<PruneCriterion, const char*> kCriteria[] = {
+    {PruneCriterion::kL1, "l1"}, {PruneCriterion::kL2, "l2"}, {PruneCriterion::kBnGamma, "bn-gamma"}};
+
+// The text of `value` in `table`, or "?".
+template <typename T, size_t N>
+std::string TextOf(const std::pair<T, const char*> (&table)[N], T value) {
+  for (const auto& [v, text] : table) {
+    if (v == value) return text;
+  }
+  return "?";
+}
+
+// Sets `value` to the entry of `table` named `text`; false when none is.
+template <typename T, size_t N>
+bool Lookup(const std::pair<T, const char*> (&table)[N], absl::string_view text, T& value) {
+  for (const auto& [v, name] : table) {
+    if (text == name) {
+      value = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+// "a, b, c": the names of a table.
+template <typename T, size_t N>
+std::string Names(const std::pair<T, const char*> (&table)[N]) {
+  std::vector<std::string> names;
+  for (const auto& entry : table) names.push_back(entry.second);
+  return absl::StrJoin(names, ", ");
+}
 
 }  // namespace
 
-std::string KindText(ProfileKind kind) {
-  for (const auto& [k, text] : kKinds) {
-    if (k == kind) return text;
-  }
-  return "?";
+std::string KindText(ProfileKind kind) { return TextOf(kKinds, kind); }
+
+bool UsesCalibration(const Profile& profile) {
+  return profile.kind == ProfileKind::kInt8Static || profile.kind == ProfileKind::kPruned;
 }
 
 std::string DefaultVariantName(ProfileKind kind) {
@@ -35,38 +70,51 @@ std::string DefaultVariantName(ProfileKind kind) {
   return name;
 }
 
-std::string CalibrationText(Calibration calibration) {
-  for (const auto& [c, text] : kCalibrations) {
-    if (c == calibration) return text;
-  }
-  return "?";
-}
+std::string CalibrationText(Calibration calibration) { return TextOf(kCalibrations, calibration); }
 
 absl::StatusOr<Profile> ParseProfile(absl::string_view text) {
   std::vector<std::string> parts = absl::StrSplit(text, ',');
   Profile p;
-  const auto kind = std::find_if(std::begin(kKinds), std::end(kKinds), [&](const auto& k) { return parts[0] == k.second; });
-  if (kind == std::end(kKinds)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown profile '", parts[0], "'; profiles: fp32, bf16, int8-dynamic, int8-static"));
+  if (!Lookup(kKinds, parts[0], p.kind)) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown profile '", parts[0], "'; profiles: ", Names(kKinds)));
   }
-  p.kind = kind->first;
   for (size_t i = 1; i < parts.size(); ++i) {
     const std::pair<std::string, std::string> kv = absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
     const auto& [key, value] = kv;
-    const bool static_only =
-        key == "calibration" || key == "percentile" || key == "samples" || key == "data" || key == "activations";
+    const bool static_only = key == "calibration" || key == "percentile" || key == "activations";
     if (static_only && p.kind != ProfileKind::kInt8Static) {
       return absl::InvalidArgumentError(absl::StrCat("profile option '", key, "' applies to int8-static only"));
     }
+    if ((key == "samples" || key == "data") && !UsesCalibration(p)) {
+      return absl::InvalidArgumentError(absl::StrCat("profile option '", key, "' applies to int8-static and pruned only"));
+    }
+    const bool pruned_only = key == "structure" || key == "sparsity" || key == "criterion" || key == "context";
+    if (pruned_only != (p.kind == ProfileKind::kPruned) && (pruned_only || key == "keep")) {
+      return absl::InvalidArgumentError(absl::StrCat("profile option '", key, "' applies to ",
+                                                     pruned_only ? "pruned only" : "bf16 and int8 only"));
+    }
     if (key == "calibration") {
-      const auto c = std::find_if(std::begin(kCalibrations), std::end(kCalibrations),
-                                  [&](const auto& k) { return value == k.second; });
-      if (c == std::end(kCalibrations)) {
+      if (!Lookup(kCalibrations, value, p.calibration)) {
         return absl::InvalidArgumentError(
-            absl::StrCat("unknown calibration '", value, "'; known: minmax, percentile, entropy, mse"));
+            absl::StrCat("unknown calibration '", value, "'; known: ", Names(kCalibrations)));
       }
-      p.calibration = c->first;
+    } else if (key == "structure") {
+      if (!Lookup(kStructures, value, p.prune.structure)) {
+        return absl::InvalidArgumentError(absl::StrCat("unknown structure '", value, "'; known: ", Names(kStructures)));
+      }
+    } else if (key == "criterion") {
+      if (!Lookup(kCriteria, value, p.prune.criterion)) {
+        return absl::InvalidArgumentError(absl::StrCat("unknown criterion '", value, "'; known: ", Names(kCriteria)));
+      }
+    } else if (key == "context") {
+      if (value != "local" && value != "global") {
+        return absl::InvalidArgumentError(absl::StrCat("context is local or global, not '", value, "'"));
+      }
+      p.prune.global = value == "global";
+    } else if (key == "sparsity") {
+      if (!absl::SimpleAtod(value, &p.prune.sparsity) || !(p.prune.sparsity >= 0 && p.prune.sparsity < 1)) {
+        return absl::InvalidArgumentError(absl::StrCat("sparsity must be a number in [0, 1), not '", value, "'"));
+      }
     } else if (key == "percentile") {
       if (!absl::SimpleAtod(value, &p.percentile) || !(p.percentile > 50 && p.percentile <= 100)) {
         return absl::InvalidArgumentError(absl::StrCat("percentile must be a number in (50, 100], not '", value, "'"));
@@ -87,7 +135,9 @@ absl::StatusOr<Profile> ParseProfile(absl::string_view text) {
       p.keep_fp32.push_back(value);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "unknown profile option '", parts[i], "'; options: calibration, percentile, samples, data, activations, keep"));
+          "unknown profile option '", parts[i],
+          "'; options: calibration, percentile, samples, data, activations, keep; for pruned: structure, sparsity, "
+          "criterion, context, samples, data"));
     }
   }
   return p;
@@ -102,7 +152,14 @@ std::string ProfileText(const Profile& profile) {
     if (!profile.data.empty()) absl::StrAppend(&text, ",data=", profile.data);
     if (profile.s8_activations) absl::StrAppend(&text, ",activations=s8");
   }
-  if (profile.kind != ProfileKind::kFp32) {
+  if (profile.kind == ProfileKind::kPruned) {
+    const PruneOptions& o = profile.prune;
+    absl::StrAppend(&text, ",structure=", TextOf(kStructures, o.structure), ",sparsity=", o.sparsity,
+                    ",criterion=", TextOf(kCriteria, o.criterion), ",context=", o.global ? "global" : "local",
+                    ",samples=", profile.samples);
+    if (!profile.data.empty()) absl::StrAppend(&text, ",data=", profile.data);
+  }
+  if (profile.kind != ProfileKind::kFp32 && profile.kind != ProfileKind::kPruned) {
     std::vector<std::string> keep = profile.keep_fp32;
     std::sort(keep.begin(), keep.end());
     keep.erase(std::unique(keep.begin(), keep.end()), keep.end());

@@ -13,31 +13,39 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "compression/prune.h"
 #include "compression/quantize.h"
 
 namespace slimserve::compression {
 
-enum class ProfileKind { kFp32, kBf16, kInt8Dynamic, kInt8Static };
+enum class ProfileKind { kFp32, kBf16, kInt8Dynamic, kInt8Static, kPruned };
 
 struct Profile {
   ProfileKind kind = ProfileKind::kInt8Static;
   // int8-static only:
   Calibration calibration = Calibration::kMinMax;
   double percentile = 99.99;  // with kPercentile
+  bool s8_activations = false;  // int8 activations instead of uint8
+  // int8-static and pruned (its recovery):
   int64_t samples = 512;      // calibration rows
   std::string data;           // calibration data: a data set name or "traffic"; empty: the caller's default
-  bool s8_activations = false;  // int8 activations instead of uint8
+  // pruned only:
+  PruneOptions prune;
   // Node names or op types left in fp32 (bf16 and int8).
   std::vector<std::string> keep_fp32;
 };
 
-// "KIND[,key=value...]": KIND is fp32, bf16, int8-dynamic or int8-static;
-// keys calibration (minmax|percentile|entropy|mse), percentile, samples,
-// data, activations (u8|s8), keep (repeatable: a node name, an op type or
-// "depthwise"). Errors name the part that is wrong.
+// "KIND[,key=value...]": KIND is fp32, bf16, int8-dynamic, int8-static or
+// pruned; keys calibration (minmax|percentile|entropy|mse), percentile,
+// samples, data, activations (u8|s8), keep (repeatable: a node name, an op
+// type or "depthwise"); for pruned structure (filter|weight|vector|kernel),
+// sparsity, criterion (l1|l2|bn-gamma), context (local|global), samples,
+// data. Errors name the part that is wrong.
 absl::StatusOr<Profile> ParseProfile(absl::string_view text);
 // The canonical text: only the options that apply to the kind, keep sorted.
 std::string ProfileText(const Profile& profile);
+// Whether the profile needs calibration data (int8-static, pruned).
+bool UsesCalibration(const Profile& profile);
 // "int8-static", "bf16", ...
 std::string KindText(ProfileKind kind);
 // The name a variant of this kind is served under by default: "int8_static".

@@ -9,7 +9,9 @@ TEST(ProfileTest, TextRoundTripsThroughTheCanonicalForm) {
   for (const char* text : {"fp32", "bf16", "int8-dynamic", "int8-static,calibration=minmax,samples=512",
                            "int8-static,calibration=percentile,percentile=99.9,samples=64,data=traffic,keep=Conv",
                            "int8-static,calibration=entropy,samples=512,data=calib", "bf16,keep=Gemm,keep=a",
-                           "int8-static,calibration=minmax,samples=512,activations=s8"}) {
+                           "int8-static,calibration=minmax,samples=512,activations=s8",
+                           "pruned,structure=filter,sparsity=0.3,criterion=l1,context=local,samples=512",
+                           "pruned,structure=weight,sparsity=0.8,criterion=l2,context=global,samples=64,data=calib"}) {
     absl::StatusOr<Profile> p = ParseProfile(text);
     ASSERT_TRUE(p.ok()) << text << ": " << p.status();
     EXPECT_EQ(ProfileText(*p), text);
@@ -35,6 +37,14 @@ TEST(ProfileTest, ErrorsNameWhatIsWrong) {
       {"bf16,keep=", "keep= needs a node name"},
       {"int8-static,activations=u4", "activations are u8 or s8"},
       {"int8-dynamic,activations=s8", "'activations' applies to int8-static only"},
+      {"pruned,sparsity=1", "sparsity must be a number in [0, 1)"},
+      {"pruned,sparsity=-0.1", "sparsity must be a number in [0, 1)"},
+      {"pruned,structure=row", "unknown structure 'row'; known: filter, weight, vector, kernel"},
+      {"pruned,criterion=l3", "unknown criterion 'l3'"},
+      {"pruned,context=world", "context is local or global"},
+      {"int8-static,sparsity=0.5", "'sparsity' applies to pruned only"},
+      {"pruned,keep=Conv", "'keep' applies to bf16 and int8 only"},
+      {"bf16,data=x", "'data' applies to int8-static and pruned only"},
   };
   for (const auto& [text, message] : cases) {
     absl::StatusOr<Profile> p = ParseProfile(text);

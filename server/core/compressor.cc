@@ -128,10 +128,10 @@ absl::StatusOr<JobData> LoadJobData(const ModelManager& models, const DataSetSto
                                     const runtime::Graph& graph, const compression::Profile& profile,
                                     const std::string& evaluation_data) {
   JobData data;
-  const bool from_traffic = profile.kind == compression::ProfileKind::kInt8Static && profile.data == "traffic";
+  const bool from_traffic = compression::UsesCalibration(profile) && profile.data == "traffic";
   if (from_traffic) {
     ASSIGN_OR_RETURN(data.calibration, TrafficData(models, original, graph));
-  } else if (profile.kind == compression::ProfileKind::kInt8Static) {
+  } else if (compression::UsesCalibration(profile)) {
     ASSIGN_OR_RETURN(v1::StoredDataSet stored, datasets.Get(profile.data));
     ASSIGN_OR_RETURN(data.calibration, ToDataSet(stored, graph));
   }
@@ -211,9 +211,20 @@ absl::StatusOr<compression::Profile> ProfileFromProto(const v1::Profile& proto) 
     case v1::Profile::BF16: p.kind = compression::ProfileKind::kBf16; break;
     case v1::Profile::INT8_DYNAMIC: p.kind = compression::ProfileKind::kInt8Dynamic; break;
     case v1::Profile::INT8_STATIC: p.kind = compression::ProfileKind::kInt8Static; break;
+    case v1::Profile::PRUNED: p.kind = compression::ProfileKind::kPruned; break;
     default:
-      return absl::InvalidArgumentError("the profile needs a kind: FP32, BF16, INT8_DYNAMIC or INT8_STATIC");
+      return absl::InvalidArgumentError("the profile needs a kind: FP32, BF16, INT8_DYNAMIC, INT8_STATIC or PRUNED");
   }
+  using S = compression::PruneStructure;
+  p.prune.structure = proto.structure() == v1::Profile::WEIGHT   ? S::kWeight
+                      : proto.structure() == v1::Profile::VECTOR ? S::kVector
+                      : proto.structure() == v1::Profile::KERNEL ? S::kKernel
+                                                                 : S::kFilter;
+  p.prune.criterion = proto.criterion() == v1::Profile::L2         ? compression::PruneCriterion::kL2
+                      : proto.criterion() == v1::Profile::BN_GAMMA ? compression::PruneCriterion::kBnGamma
+                                                                   : compression::PruneCriterion::kL1;
+  if (proto.sparsity() != 0) p.prune.sparsity = proto.sparsity();
+  p.prune.global = proto.global();
   switch (proto.calibration()) {
     case v1::Profile::PERCENTILE: p.calibration = compression::Calibration::kPercentile; break;
     case v1::Profile::ENTROPY: p.calibration = compression::Calibration::kEntropy; break;
@@ -227,9 +238,15 @@ absl::StatusOr<compression::Profile> ProfileFromProto(const v1::Profile& proto) 
   p.keep_fp32.assign(proto.keep_fp32().begin(), proto.keep_fp32().end());
   // The text form checks the values (and is what identifies the profile).
   std::string text = compression::ProfileText(p);
-  if (p.kind != compression::ProfileKind::kInt8Static &&
-      (!p.data.empty() || proto.calibration() != 0 || p.s8_activations)) {
-    return absl::InvalidArgumentError("calibration, data and s8_activations apply to INT8_STATIC profiles only");
+  if (p.kind != compression::ProfileKind::kInt8Static && (proto.calibration() != 0 || p.s8_activations)) {
+    return absl::InvalidArgumentError("calibration and s8_activations apply to INT8_STATIC profiles only");
+  }
+  if (!compression::UsesCalibration(p) && !p.data.empty()) {
+    return absl::InvalidArgumentError("data applies to INT8_STATIC and PRUNED profiles only");
+  }
+  const bool pruning = proto.structure() != 0 || proto.sparsity() != 0 || proto.criterion() != 0 || proto.global();
+  if (p.kind != compression::ProfileKind::kPruned && pruning) {
+    return absl::InvalidArgumentError("structure, sparsity, criterion and global apply to PRUNED profiles only");
   }
   return compression::ParseProfile(text);
 }
@@ -240,7 +257,23 @@ v1::Profile ProfileToProto(const compression::Profile& p) {
   proto.set_kind(p.kind == K::kFp32 ? v1::Profile::FP32
                  : p.kind == K::kBf16 ? v1::Profile::BF16
                  : p.kind == K::kInt8Dynamic ? v1::Profile::INT8_DYNAMIC
+                 : p.kind == K::kPruned      ? v1::Profile::PRUNED
                                              : v1::Profile::INT8_STATIC);
+  if (p.kind == K::kPruned) {
+    using S = compression::PruneStructure;
+    using C = compression::PruneCriterion;
+    proto.set_structure(p.prune.structure == S::kWeight   ? v1::Profile::WEIGHT
+                        : p.prune.structure == S::kVector ? v1::Profile::VECTOR
+                        : p.prune.structure == S::kKernel ? v1::Profile::KERNEL
+                                                          : v1::Profile::FILTER);
+    proto.set_criterion(p.prune.criterion == C::kL2         ? v1::Profile::L2
+                        : p.prune.criterion == C::kBnGamma ? v1::Profile::BN_GAMMA
+                                                            : v1::Profile::L1);
+    proto.set_sparsity(p.prune.sparsity);
+    proto.set_global(p.prune.global);
+    proto.set_samples(p.samples);
+    proto.set_data(p.data);
+  }
   if (p.kind == K::kInt8Static) {
     using C = compression::Calibration;
     proto.set_calibration(p.calibration == C::kPercentile ? v1::Profile::PERCENTILE
@@ -332,9 +365,9 @@ absl::StatusOr<v1::Job> Compressor::CreateVariant(const v1::CreateVariantRequest
   const std::string variant =
       request.variant().empty() ? compression::DefaultVariantName(profile.kind) : request.variant();
   RETURN_IF_ERROR(CheckVariantName(variant));
-  if (profile.kind == compression::ProfileKind::kInt8Static && profile.data.empty()) profile.data = "traffic";
+  if (compression::UsesCalibration(profile) && profile.data.empty()) profile.data = "traffic";
   state->data_sha256 = "";
-  if (profile.kind == compression::ProfileKind::kInt8Static && profile.data != "traffic") {
+  if (compression::UsesCalibration(profile) && profile.data != "traffic") {
     ASSIGN_OR_RETURN(v1::StoredDataSet data, datasets_.Get(profile.data));
     state->data_sha256 = data.info().sha256();
   }
@@ -546,10 +579,12 @@ absl::Status Compressor::Run(JobState& state) {
   }
   ASSIGN_OR_RETURN(runtime::Graph graph, runtime::ImportOnnxBytes(bytes, fs::path(original->source_path()).parent_path().string(), {}));
   const compression::Profile& profile = state.profile;
-  const bool calibrated = profile.kind == compression::ProfileKind::kInt8Static;
   ASSIGN_OR_RETURN(JobData data, LoadJobData(models_, datasets_, *original, graph, profile, job.evaluation_data()));
 
-  RETURN_IF_ERROR(stage(calibrated ? "calibrating" : "quantizing", 0.05));
+  RETURN_IF_ERROR(stage(profile.kind == compression::ProfileKind::kPruned ? "pruning"
+                        : profile.kind == compression::ProfileKind::kInt8Static ? "calibrating"
+                                                                                : "quantizing",
+                        0.05));
   ASSIGN_OR_RETURN(compression::BuiltVariant built,
                    compression::BuildVariant(graph, profile, &data.calibration, {options_.threads, span(0.05, 0.45), 16}));
   RETURN_IF_ERROR(stage("evaluating", 0.45));
