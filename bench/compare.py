@@ -6,8 +6,10 @@ ratio slimserve/ORT, and achieved GFLOPS as a share of the 2-core fp32 peak (467
 
 With --int8, each model is first quantized with `slimctl compress` (int8-static, calibrated on
 synthetic data: seeded normal values, --calibration-rows rows; int8-dynamic for the transformer)
-into --int8-dir, and three runs alternate per round: slimserve on the fp32 file, slimserve on the
-int8 QDQ file and ONNX Runtime on the same int8 QDQ file.
+into --variant-dir, and three runs alternate per round: slimserve on the fp32 file, slimserve on the
+int8 QDQ file and ONNX Runtime on the same int8 QDQ file. --pruned does the same with structured
+pruning (VGG16-BN: 50 % of the filters; ResNet-18, MobileNetV2: 30 %), and reports the share of
+the parameters left.
 Run it with /usr/bin/python3.
 """
 import argparse
@@ -53,11 +55,14 @@ def main():
     p.add_argument("--only", help="comma-separated model names (file names without .onnx)")
     p.add_argument("--markdown", help="also write the table to this file")
     p.add_argument("--int8", action="store_true", help="compare fp32, int8 and ONNX Runtime on the int8 file")
-    p.add_argument("--int8-dir", help="where the int8 files go (default: MODELS/int8)")
+    p.add_argument("--pruned", action="store_true",
+                   help="compare fp32, pruned and ONNX Runtime on the pruned file (VGG16-BN 50 %%, "
+                        "ResNet-18 and MobileNetV2 30 %% of their filters)")
+    p.add_argument("--variant-dir", help="where the int8 or pruned files go (default: MODELS/int8, MODELS/pruned)")
     p.add_argument("--calibration-rows", type=int, default=16)
     args = p.parse_args()
-    if args.int8:
-        return main_int8(args)
+    if args.int8 or args.pruned:
+        return main_variant(args, "int8" if args.int8 else "pruned")
 
     stems = sorted((f[:-5] for f in os.listdir(args.models) if f.endswith(".onnx")),
                    key=lambda s: (MODELS.index(s) if s in MODELS else len(MODELS), s))
@@ -93,19 +98,28 @@ def main():
                     f"median of round medians. Peak: {PEAK_GFLOPS:.0f} GFLOPS fp32.\n\n{table}\n")
 
 
-# int8 profile per model: static (calibrated) for the CNNs, dynamic for the transformer.
-INT8_PROFILES = {"transformer": "int8-dynamic"}
+# Variant profiles per mode: by model, and for the models not named (None: skipped).
+# int8: static (calibrated) for the CNNs, dynamic for the transformer. pruned: filters.
+VARIANTS = {
+    "int8": ({"transformer": "int8-dynamic"}, "int8-static"),
+    "pruned": ({"vgg16_bn": "pruned,sparsity=0.5", "resnet18": "pruned,sparsity=0.3",
+                "mobilenet_v2": "pruned,sparsity=0.3"}, None),
+}
 
 
-def quantize(args, stem, path, out_dir):
-    """MODEL.int8.onnx in out_dir (kept from an earlier run), or None when compress fails."""
+def compress(args, mode, stem, path, out_dir):
+    """MODEL.MODE.onnx in out_dir (kept from an earlier run), or None when compress fails or the mode
+    has no profile for the model."""
+    by_model, default = VARIANTS[mode]
+    profile = by_model.get(stem, default)
+    if profile is None:
+        return None
     os.makedirs(out_dir, exist_ok=True)
-    out = os.path.join(out_dir, stem + ".int8.onnx")
+    out = os.path.join(out_dir, f"{stem}.{mode}.onnx")
     if os.path.exists(out):
         return out
-    profile = INT8_PROFILES.get(stem, "int8-static")
     cmd = [args.slimctl, "compress", "--offline", path, "--profile", profile, "-o", out]
-    if profile == "int8-static":
+    if profile.startswith(("int8-static", "pruned")):
         model = onnx.load(path, load_external_data=False)
         data = os.path.join(out_dir, stem + ".calibration.npz")
         rng = np.random.default_rng(0)
@@ -119,23 +133,30 @@ def quantize(args, stem, path, out_dir):
     return out
 
 
-def main_int8(args):
+def parameters(path):
+    """Elements of the model's float initializers."""
+    model = onnx.load(path)
+    return sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
+
+
+def main_variant(args, mode):
     stems = [s for s in MODELS if os.path.exists(os.path.join(args.models, s + ".onnx"))]
     if args.only:
         stems = [s for s in stems if s in args.only.split(",")]
-    int8_dir = args.int8_dir or os.path.join(args.models, "int8")
+    out_dir = args.variant_dir or os.path.join(args.models, mode)
     rows = []
     for stem in stems:
         path = os.path.join(args.models, stem + ".onnx")
-        int8 = quantize(args, stem, path, int8_dir)
-        if int8 is None:
+        variant = compress(args, mode, stem, path, out_dir)
+        if variant is None:
             continue
+        kept = 100.0 * parameters(variant) / parameters(path) if mode == "pruned" else None
         for batch in [int(b) for b in args.batches.split(",")]:
             opts = ["--batch", str(batch), "--threads", str(args.threads), "--warmup-ms", str(args.warmup_ms),
                     "--runs", str(args.runs), "--json"]
             cmds = {"fp32": [args.slimctl, "bench", path] + opts,
-                    "int8": [args.slimctl, "bench", int8] + opts,
-                    "ort_int8": ["node", ORT_JS, "bench", int8] + opts}
+                    mode: [args.slimctl, "bench", variant] + opts,
+                    "ort": ["node", ORT_JS, "bench", variant] + opts}
             times = {k: [] for k in cmds}
             order = list(cmds)
             for r in range(args.rounds):
@@ -143,29 +164,32 @@ def main_int8(args):
                     t = bench(cmds[k])
                     if t is not None:
                         times[k].append(t)
-            med = {k: statistics.median(v) if v else None for k, v in times.items()}
-            rows.append((stem, batch, med["fp32"], med["int8"], med["ort_int8"]))
+            med = [statistics.median(v) if v else None for v in times.values()]
+            rows.append((stem, batch, *med, kept))
             print(f"{stem} batch {batch}: " + ", ".join(f"{k} {v} ms" for k, v in times.items()), file=sys.stderr)
-    table = table_int8_markdown(rows)
+    table = table_variant_markdown(rows, mode)
     print(table)
     if args.markdown:
+        what = "the same QDQ file" if mode == "int8" else "the same pruned file"
         with open(args.markdown, "w") as f:
-            f.write(f"# slimserve int8 vs fp32 and ONNX Runtime on the same QDQ file\n\n{args.threads} threads, "
+            f.write(f"# slimserve {mode} vs fp32 and ONNX Runtime on {what}\n\n{args.threads} threads, "
                     f"batches {args.batches}, {args.rounds} rounds of {args.runs} runs after {args.warmup_ms} ms "
                     f"warm-up; median of round medians.\n\n{table}\n")
 
 
-def table_int8_markdown(rows):
+def table_variant_markdown(rows, mode):
     def ms(t):
         return f"{t:.2f}" if t else "error"
 
     def ratio(a, b):
         return f"{a / b:.2f}" if a and b else "-"
 
-    lines = ["| model | batch | fp32 ms | int8 ms | ORT int8 ms | fp32/int8 | int8/ORT int8 |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for stem, batch, f, i, o in rows:
-        lines.append(f"| {stem} | {batch} | {ms(f)} | {ms(i)} | {ms(o)} | {ratio(f, i)} | {ratio(i, o)} |")
+    head = f"| model | batch | fp32 ms | {mode} ms | ORT {mode} ms | fp32/{mode} | {mode}/ORT {mode} |"
+    lines = [head + (" parameters kept |" if mode == "pruned" else ""),
+             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if mode == "pruned" else "")]
+    for stem, batch, f, v, o, kept in rows:
+        line = f"| {stem} | {batch} | {ms(f)} | {ms(v)} | {ms(o)} | {ratio(f, v)} | {ratio(v, o)} |"
+        lines.append(line + (f" {kept:.1f} % |" if kept is not None else ""))
     return "\n".join(lines)
 
 

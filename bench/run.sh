@@ -4,7 +4,8 @@
 # runs bench/compare.py with slimctl ($SLIMCTL, default build/release/cli/slimctl), writing
 # bench/results.md. Extra arguments go to compare.py (e.g. --only resnet18 --batches 1); with
 # --int8 it compares slimserve fp32, slimserve int8 and ONNX Runtime on the int8 QDQ file instead,
-# writing bench/results_int8.md.
+# writing bench/results_int8.md; with --pruned the same for structurally pruned models, writing
+# bench/results_pruned.md.
 set -euo pipefail
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
@@ -22,5 +23,6 @@ slimctl=${SLIMCTL:-$root/build/release/cli/slimctl}
 /usr/bin/python3 "$root/bench/make_models.py" --cache "$cache" "$cache/bench_models"
 results=$root/bench/results.md
 [[ " $* " == *" --int8 "* ]] && results=$root/bench/results_int8.md
+[[ " $* " == *" --pruned "* ]] && results=$root/bench/results_pruned.md
 /usr/bin/python3 "$root/bench/compare.py" --slimctl "$slimctl" --models "$cache/bench_models" \
   --markdown "$results" "$@"

@@ -129,6 +129,21 @@ class CompressionTest : public ::testing::Test {
     return seen;
   }
 
+  // The ONNX bytes ExportVariant streams ("" when it fails).
+  std::string Export(const std::string& variant) {
+    grpc::ClientContext context;
+    v1::VariantRef ref;
+    ref.set_model(kModel);
+    ref.set_variant(variant);
+    auto reader = compression_->ExportVariant(WithDeadline(context), ref);
+    std::string onnx;
+    v1::FileChunk chunk;
+    while (reader->Read(&chunk)) onnx += chunk.data();
+    const grpc::Status status = reader->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return status.ok() ? onnx : "";
+  }
+
   std::vector<v1::Variant> Variants() {
     grpc::ClientContext context;
     v1::ListVariantsResponse response;
@@ -248,17 +263,7 @@ TEST_F(CompressionTest, UploadCompressEvaluateServePromoteExport) {
   EXPECT_EQ(Answered(kModel), kModel);
 
   // Export: a standard ONNX file in QDQ form, the bytes the cache holds.
-  std::string onnx;
-  {
-    grpc::ClientContext context;
-    v1::VariantRef ref;
-    ref.set_model(kModel);
-    ref.set_variant("int8_static");
-    auto reader = compression_->ExportVariant(WithDeadline(context), ref);
-    v1::FileChunk chunk;
-    while (reader->Read(&chunk)) onnx += chunk.data();
-    ASSERT_TRUE(reader->Finish().ok());
-  }
+  const std::string onnx = Export("int8_static");
   EXPECT_EQ(static_cast<int64_t>(onnx.size()), m.size_bytes());
   auto graph = runtime::ImportOnnxBytes(onnx, "", {});
   ASSERT_TRUE(graph.ok()) << graph.status();
@@ -280,6 +285,39 @@ TEST_F(CompressionTest, UploadCompressEvaluateServePromoteExport) {
   EXPECT_EQ(MetricValue(*metrics, "slimserve_variant_size_bytes", labels), m.size_bytes());
   EXPECT_EQ(MetricValue(*metrics, "slimserve_variant_cache_lookups_total", "result=\"hit\""), 1);
   EXPECT_EQ(MetricValue(*metrics, "slimserve_compression_jobs_total", "state=\"SUCCEEDED\""), 2);
+}
+
+TEST_F(CompressionTest, PrunedVariantIsBuiltEvaluatedServedAndExported) {
+  StartServer();
+  UploadDataSets();
+  v1::Job job;
+  ASSERT_TRUE(Create("pruned,sparsity=0.3,data=calibration", &job).ok());
+  const std::vector<v1::Job> seen = Watch(job.id());
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().state(), v1::Job::SUCCEEDED) << seen.back().message();
+  EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [](const v1::Job& j) { return j.stage() == "pruning"; }));
+  std::vector<v1::Variant> variants = Variants();
+  ASSERT_EQ(variants.size(), 1u);
+  const v1::Measurements& m = variants[0].measurements();
+  EXPECT_EQ(variants[0].served_name(), "fashion_mnist.pruned");
+  EXPECT_GE(m.agreement(), 93.0);  // 96.4 % on the 10,000 test images
+  EXPECT_GE(m.variant_top1(), m.original_top1() - 2.0);
+  EXPECT_LT(m.size_bytes(), m.original_size_bytes() * 0.7);  // 56 % of the parameters stay
+  EXPECT_EQ(Answered("fashion_mnist.pruned"), "fashion_mnist.pruned");
+  auto graph = runtime::ImportOnnxBytes(Export("pruned"), "", {});
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  const runtime::Node& conv = graph->nodes[0];
+  ASSERT_EQ(conv.op_type, "Conv");
+  EXPECT_EQ(graph->initializers.at(conv.inputs[1]).shape()[0], 24);  // 32 - 30 %, rounded up to a multiple of 8
+
+  // A criterion the model cannot have: the job fails and says why; nothing
+  // is cached or served.
+  ASSERT_TRUE(Create("pruned,criterion=bn-gamma,data=calibration", &job, "evaluation").ok());
+  const v1::Job failed = Watch(job.id()).back();
+  EXPECT_EQ(failed.state(), v1::Job::FAILED);
+  EXPECT_THAT(failed.message(), HasSubstr("bn-gamma needs BatchNormalization"));
+  EXPECT_EQ(Variants().size(), 1u);
+  EXPECT_EQ(Answered(kModel), kModel);
 }
 
 TEST_F(CompressionTest, CancelRestartAndCorruptCache) {
