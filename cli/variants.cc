@@ -131,14 +131,15 @@ int VariantsCommand(const Args& args) {
   v1::ListVariantsResponse response;
   const absl::Status status = Call(args, &Compression::Stub::ListVariants, request, &response, "ListVariants");
   if (!status.ok()) return Fail(status);
-  std::cout << absl::StrFormat("%-32s %-8s %-8s %-9s %-8s %-9s %-9s %-10s %-8s %s\n", "VARIANT", "TOP-1", "(ORIG)",
-                               "AGREE %", "SQNR dB", "P50 ms", "(ORIG)", "SIZE", "SERVED", "PROMOTED");
+  std::cout << absl::StrFormat("%-32s %-8s %-8s %-9s %-8s %-9s %-9s %-10s %-10s %-8s %-8s %s\n", "VARIANT", "TOP-1",
+                               "(ORIG)", "AGREE %", "SQNR dB", "P50 ms", "(ORIG)", "SIZE", "PARAMS", "ZEROS %", "SERVED",
+                               "PROMOTED");
   for (const v1::Variant& v : response.variants()) {
     const v1::Measurements& m = v.measurements();
-    std::cout << absl::StrFormat("%-32s %-8s %-8s %-9.2f %-8.1f %-9.3f %-9.3f %-10d %-8s %s\n", v.served_name(),
-                                 Percent(m.variant_top1()), Percent(m.original_top1()), m.agreement(), m.sqnr_db(),
-                                 m.p50_ms(), m.original_p50_ms(), m.size_bytes(), v.served() ? "yes" : "no",
-                                 v.promoted() ? "yes" : "");
+    std::cout << absl::StrFormat("%-32s %-8s %-8s %-9.2f %-8.1f %-9.3f %-9.3f %-10d %-10d %-8.1f %-8s %s\n",
+                                 v.served_name(), Percent(m.variant_top1()), Percent(m.original_top1()), m.agreement(),
+                                 m.sqnr_db(), m.p50_ms(), m.original_p50_ms(), m.size_bytes(), m.parameters(),
+                                 m.zeros_percent(), v.served() ? "yes" : "no", v.promoted() ? "yes" : "");
   }
   return 0;
 }

@@ -31,12 +31,29 @@ absl::StatusOr<CompiledGraph> Compile(runtime::Graph graph, int num_threads) {
   return c;
 }
 
+Parameters CountParameters(const runtime::Graph& graph) {
+  Parameters p;
+  for (const auto& [name, t] : graph.initializers) {
+    if (t.dtype() == runtime::DataType::kFloat32) {
+      p.total += t.num_elements();
+      p.zeros += std::count(t.data<float>(), t.data<float>() + t.num_elements(), 0.0f);
+    } else if (t.dtype() == runtime::DataType::kInt8) {
+      p.total += t.num_elements();
+      p.zeros += std::count(t.data<int8_t>(), t.data<int8_t>() + t.num_elements(), int8_t{0});
+    }
+  }
+  return p;
+}
+
 absl::StatusOr<Evaluation> Evaluate(runtime::Graph original, runtime::Graph variant, const DataSet& data,
                                     const EvaluateOptions& options) {
+  const Parameters original_parameters = CountParameters(original), variant_parameters = CountParameters(variant);
   ASSIGN_OR_RETURN(CompiledGraph a, Compile(std::move(original), options.num_threads));
   ASSIGN_OR_RETURN(CompiledGraph b, Compile(std::move(variant), options.num_threads));
   const int64_t rows = options.max_rows > 0 ? std::min(options.max_rows, data.rows()) : data.rows();
   Evaluation e;
+  e.original_parameters = original_parameters;
+  e.variant_parameters = variant_parameters;
   int64_t right_a = 0, right_b = 0, same = 0;
   double signal = 0, noise = 0, dot = 0, norm_b = 0;
   int64_t row = 0;

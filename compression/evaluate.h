@@ -26,6 +26,13 @@ struct EvaluateOptions {
   Progress progress;  // may be empty
 };
 
+// Weights of a graph: the elements of its float and int8 constants.
+struct Parameters {
+  int64_t total = 0;
+  int64_t zeros = 0;
+};
+Parameters CountParameters(const runtime::Graph& graph);
+
 struct Evaluation {
   int64_t rows = 0;
   double original_top1 = -1;  // percent right against the labels; -1 without labels
@@ -33,6 +40,7 @@ struct Evaluation {
   double agreement = 0;       // percent of rows whose top-1 class is the same
   double sqnr_db = 0;         // 10 log10(sum original^2 / sum (original - variant)^2)
   double cosine = 0;
+  Parameters original_parameters, variant_parameters;
 };
 
 // A graph optimized and compiled with the automatic backend choice.

@@ -6,11 +6,11 @@
 
 namespace slimserve::compression {
 
-absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile& profile,
-                                          const DataSet* calibration, const BuildOptions& options) {
-  if (UsesCalibration(profile) && (calibration == nullptr || calibration->rows() == 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(KindText(profile.kind), " needs calibration data"));
-  }
+namespace {
+
+// One step of a profile (its `then` ignored), on `original`.
+absl::StatusOr<BuiltVariant> BuildStep(runtime::Graph original, const Profile& profile, const DataSet* calibration,
+                                       const BuildOptions& options) {
   const std::vector<std::vector<runtime::Tensor>> batches =
       UsesCalibration(profile) ? calibration->Batches(0, profile.samples, options.batch)
                                : std::vector<std::vector<runtime::Tensor>>{};
@@ -41,6 +41,33 @@ absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile
   q.num_threads = options.num_threads;
   q.progress = options.progress;
   ASSIGN_OR_RETURN(built.report, Quantize(built.graph, q, batches));
+  return built;
+}
+
+}  // namespace
+
+absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile& profile,
+                                          const DataSet* calibration, const BuildOptions& options) {
+  if (UsesCalibration(profile) && (calibration == nullptr || calibration->rows() == 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(ProfileText(profile), " needs calibration data"));
+  }
+  std::vector<const Profile*> steps = {&profile};
+  for (const Profile& step : profile.then) steps.push_back(&step);
+  BuiltVariant built{std::move(original), {}, {}};
+  for (size_t i = 0; i < steps.size(); ++i) {
+    BuildOptions step_options = options;
+    if (options.progress) {  // step i of n covers [i / n, (i + 1) / n]
+      step_options.progress = [&, i](double done) { return options.progress((i + done) / steps.size()); };
+    }
+    ASSIGN_OR_RETURN(BuiltVariant step, BuildStep(std::move(built.graph), *steps[i], calibration, step_options));
+    built.graph = std::move(step.graph);
+    if (steps[i]->kind == ProfileKind::kPruned) {
+      if (!built.pruning.layers.empty()) step.pruning.parameters_before = built.pruning.parameters_before;
+      built.pruning = std::move(step.pruning);
+    } else {
+      built.report = std::move(step.report);
+    }
+  }
   return built;
 }
 

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "runtime/status_macros.h"
 
 namespace slimserve::compression {
 namespace {
@@ -61,19 +63,27 @@ std::string Names(const std::pair<T, const char*> (&table)[N]) {
 std::string KindText(ProfileKind kind) { return TextOf(kKinds, kind); }
 
 bool UsesCalibration(const Profile& profile) {
-  return profile.kind == ProfileKind::kInt8Static || profile.kind == ProfileKind::kPruned;
+  return profile.kind == ProfileKind::kInt8Static || profile.kind == ProfileKind::kPruned ||
+         std::any_of(profile.then.begin(), profile.then.end(), UsesCalibration);
 }
 
-std::string DefaultVariantName(ProfileKind kind) {
-  std::string name = KindText(kind);
+bool Quantizes(ProfileKind kind) {
+  return kind == ProfileKind::kBf16 || kind == ProfileKind::kInt8Dynamic || kind == ProfileKind::kInt8Static;
+}
+
+std::string DefaultVariantName(const Profile& profile) {
+  std::string name = KindText(profile.kind);
+  for (const Profile& step : profile.then) absl::StrAppend(&name, "_", KindText(step.kind));
   std::replace(name.begin(), name.end(), '-', '_');
   return name;
 }
 
 std::string CalibrationText(Calibration calibration) { return TextOf(kCalibrations, calibration); }
 
-absl::StatusOr<Profile> ParseProfile(absl::string_view text) {
-  std::vector<std::string> parts = absl::StrSplit(text, ',');
+namespace {
+
+absl::StatusOr<Profile> ParseStep(absl::string_view text) {
+  std::vector<std::string> parts = absl::StrSplit(absl::StripAsciiWhitespace(text), ',');
   Profile p;
   if (!Lookup(kKinds, parts[0], p.kind)) {
     return absl::InvalidArgumentError(absl::StrCat("unknown profile '", parts[0], "'; profiles: ", Names(kKinds)));
@@ -143,6 +153,32 @@ absl::StatusOr<Profile> ParseProfile(absl::string_view text) {
   return p;
 }
 
+}  // namespace
+
+absl::StatusOr<Profile> ParseProfile(absl::string_view text) {
+  std::vector<Profile> steps;
+  std::string data;  // the chain's one calibration data set
+  for (absl::string_view part : absl::StrSplit(text, "->")) {
+    ASSIGN_OR_RETURN(Profile step, ParseStep(part));
+    if (!steps.empty() && (Quantizes(steps.back().kind) || step.kind == ProfileKind::kFp32)) {
+      return absl::InvalidArgumentError(absl::StrCat("in a chain, ", KindText(step.kind), " cannot follow ",
+                                                     KindText(steps.back().kind), ": prune first, quantize last"));
+    }
+    if (!step.data.empty() && !data.empty() && step.data != data) {
+      return absl::InvalidArgumentError("a chain calibrates on one data set: name it once");
+    }
+    if (!step.data.empty()) data = step.data;
+    steps.push_back(std::move(step));
+  }
+  for (Profile& step : steps) {
+    if (UsesCalibration(step)) step.data = data;
+  }
+  Profile chain = std::move(steps[0]);
+  chain.data = data;
+  chain.then.assign(std::make_move_iterator(steps.begin() + 1), std::make_move_iterator(steps.end()));
+  return chain;
+}
+
 std::string ProfileText(const Profile& profile) {
   std::string text = KindText(profile.kind);
   if (profile.kind == ProfileKind::kInt8Static) {
@@ -165,6 +201,7 @@ std::string ProfileText(const Profile& profile) {
     keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
     for (const std::string& k : keep) absl::StrAppend(&text, ",keep=", k);
   }
+  for (const Profile& step : profile.then) absl::StrAppend(&text, " -> ", ProfileText(step));
   return text;
 }
 

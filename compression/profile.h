@@ -31,6 +31,9 @@ struct Profile {
   std::string data;           // calibration data: a data set name or "traffic"; empty: the caller's default
   // pruned only:
   PruneOptions prune;
+  // A chain: profiles applied after this one, in order, on its result
+  // ("pruned,sparsity=0.5 -> int8-static"). bf16 and int8 come last.
+  std::vector<Profile> then;
   // Node names or op types left in fp32 (bf16 and int8).
   std::vector<std::string> keep_fp32;
 };
@@ -40,16 +43,21 @@ struct Profile {
 // samples, data, activations (u8|s8), keep (repeatable: a node name, an op
 // type or "depthwise"); for pruned structure (filter|weight|vector|kernel),
 // sparsity, criterion (l1|l2|bn-gamma), context (local|global), samples,
-// data. Errors name the part that is wrong.
+// data. Profiles joined by "->" make a chain, calibrated on one data set.
+// Errors name the part that is wrong.
 absl::StatusOr<Profile> ParseProfile(absl::string_view text);
-// The canonical text: only the options that apply to the kind, keep sorted.
+// The canonical text: only the options that apply to the kind, keep sorted;
+// a chain's steps joined by " -> ".
 std::string ProfileText(const Profile& profile);
-// Whether the profile needs calibration data (int8-static, pruned).
+// Whether the profile (a step of it) needs calibration data (int8-static, pruned).
 bool UsesCalibration(const Profile& profile);
+// Whether it quantizes (bf16, int8).
+bool Quantizes(ProfileKind kind);
 // "int8-static", "bf16", ...
 std::string KindText(ProfileKind kind);
-// The name a variant of this kind is served under by default: "int8_static".
-std::string DefaultVariantName(ProfileKind kind);
+// The name a variant of this profile is served under by default:
+// "int8_static"; a chain's: "pruned_int8_static".
+std::string DefaultVariantName(const Profile& profile);
 // "minmax", "percentile", "entropy", "mse".
 std::string CalibrationText(Calibration calibration);
 

@@ -11,7 +11,9 @@ TEST(ProfileTest, TextRoundTripsThroughTheCanonicalForm) {
                            "int8-static,calibration=entropy,samples=512,data=calib", "bf16,keep=Gemm,keep=a",
                            "int8-static,calibration=minmax,samples=512,activations=s8",
                            "pruned,structure=filter,sparsity=0.3,criterion=l1,context=local,samples=512",
-                           "pruned,structure=weight,sparsity=0.8,criterion=l2,context=global,samples=64,data=calib"}) {
+                           "pruned,structure=weight,sparsity=0.8,criterion=l2,context=global,samples=64,data=calib",
+                           "pruned,structure=filter,sparsity=0.5,criterion=l1,context=local,samples=512 -> "
+                           "int8-static,calibration=minmax,samples=512"}) {
     absl::StatusOr<Profile> p = ParseProfile(text);
     ASSERT_TRUE(p.ok()) << text << ": " << p.status();
     EXPECT_EQ(ProfileText(*p), text);
@@ -23,7 +25,21 @@ TEST(ProfileTest, DefaultsAndOrderDoNotChangeTheCanonicalText) {
   const Profile b = *ParseProfile("int8-static,calibration=minmax,keep=a,samples=512,keep=b");
   EXPECT_EQ(ProfileText(a), "int8-static,calibration=minmax,samples=512,keep=a,keep=b");
   EXPECT_EQ(ProfileText(a), ProfileText(b));
-  EXPECT_EQ(DefaultVariantName(a.kind), "int8_static");
+  EXPECT_EQ(DefaultVariantName(a), "int8_static");
+}
+
+TEST(ProfileTest, AChainSharesItsCalibrationData) {
+  const Profile chain = *ParseProfile("pruned,sparsity=0.5 -> int8-static,data=calib");
+  EXPECT_EQ(chain.kind, ProfileKind::kPruned);
+  ASSERT_EQ(chain.then.size(), 1u);
+  EXPECT_EQ(chain.then[0].kind, ProfileKind::kInt8Static);
+  EXPECT_EQ(chain.data, "calib");
+  EXPECT_EQ(DefaultVariantName(chain), "pruned_int8_static");
+  EXPECT_EQ(ProfileText(chain),
+            "pruned,structure=filter,sparsity=0.5,criterion=l1,context=local,samples=512,data=calib -> "
+            "int8-static,calibration=minmax,samples=512,data=calib");
+  EXPECT_TRUE(UsesCalibration(*ParseProfile("pruned -> bf16")));
+  EXPECT_FALSE(UsesCalibration(*ParseProfile("bf16")));
 }
 
 TEST(ProfileTest, ErrorsNameWhatIsWrong) {
@@ -45,6 +61,10 @@ TEST(ProfileTest, ErrorsNameWhatIsWrong) {
       {"int8-static,sparsity=0.5", "'sparsity' applies to pruned only"},
       {"pruned,keep=Conv", "'keep' applies to bf16 and int8 only"},
       {"bf16,data=x", "'data' applies to int8-static and pruned only"},
+      {"int8-static -> pruned", "pruned cannot follow int8-static: prune first, quantize last"},
+      {"pruned -> fp32", "fp32 cannot follow pruned"},
+      {"pruned,data=a -> int8-static,data=b", "a chain calibrates on one data set"},
+      {"pruned -> int4", "unknown profile 'int4'"},
   };
   for (const auto& [text, message] : cases) {
     absl::StatusOr<Profile> p = ParseProfile(text);

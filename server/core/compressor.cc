@@ -225,6 +225,11 @@ absl::StatusOr<compression::Profile> ProfileFromProto(const v1::Profile& proto) 
                                                                    : compression::PruneCriterion::kL1;
   if (proto.sparsity() != 0) p.prune.sparsity = proto.sparsity();
   p.prune.global = proto.global();
+  for (const v1::Profile& step : proto.then()) {
+    if (!step.then().empty()) return absl::InvalidArgumentError("a chain's steps are listed in one `then`, not nested");
+    ASSIGN_OR_RETURN(compression::Profile next, ProfileFromProto(step));
+    p.then.push_back(std::move(next));
+  }
   switch (proto.calibration()) {
     case v1::Profile::PERCENTILE: p.calibration = compression::Calibration::kPercentile; break;
     case v1::Profile::ENTROPY: p.calibration = compression::Calibration::kEntropy; break;
@@ -274,6 +279,7 @@ v1::Profile ProfileToProto(const compression::Profile& p) {
     proto.set_samples(p.samples);
     proto.set_data(p.data);
   }
+  for (const compression::Profile& step : p.then) *proto.add_then() = ProfileToProto(step);
   if (p.kind == K::kInt8Static) {
     using C = compression::Calibration;
     proto.set_calibration(p.calibration == C::kPercentile ? v1::Profile::PERCENTILE
@@ -363,7 +369,7 @@ absl::StatusOr<v1::Job> Compressor::CreateVariant(const v1::CreateVariantRequest
   ASSIGN_OR_RETURN(state->profile, ProfileFromProto(request.profile()));
   compression::Profile& profile = state->profile;
   const std::string variant =
-      request.variant().empty() ? compression::DefaultVariantName(profile.kind) : request.variant();
+      request.variant().empty() ? compression::DefaultVariantName(profile) : request.variant();
   RETURN_IF_ERROR(CheckVariantName(variant));
   if (compression::UsesCalibration(profile) && profile.data.empty()) profile.data = "traffic";
   state->data_sha256 = "";
@@ -615,6 +621,9 @@ absl::Status Compressor::Run(JobState& state) {
   m.set_sqnr_db(std::isfinite(e.sqnr_db) ? e.sqnr_db : 999);
   m.set_cosine(e.cosine);
   m.set_original_size_bytes(static_cast<int64_t>(bytes.size()));
+  m.set_parameters(e.variant_parameters.total);
+  m.set_original_parameters(e.original_parameters.total);
+  m.set_zeros_percent(100.0 * e.variant_parameters.zeros / std::max<int64_t>(1, e.variant_parameters.total));
   // The old entry under this name, if any: replaced once the new one serves.
   absl::StatusOr<v1::Variant> previous = FindVariant(job.model(), job.variant());
   if (previous.ok()) record.set_promoted(previous->promoted());

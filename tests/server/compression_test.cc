@@ -298,11 +298,13 @@ TEST_F(CompressionTest, PrunedVariantIsBuiltEvaluatedServedAndExported) {
   EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [](const v1::Job& j) { return j.stage() == "pruning"; }));
   std::vector<v1::Variant> variants = Variants();
   ASSERT_EQ(variants.size(), 1u);
-  const v1::Measurements& m = variants[0].measurements();
+  const v1::Measurements m = variants[0].measurements();
   EXPECT_EQ(variants[0].served_name(), "fashion_mnist.pruned");
   EXPECT_GE(m.agreement(), 93.0);  // 96.4 % on the 10,000 test images
   EXPECT_GE(m.variant_top1(), m.original_top1() - 2.0);
-  EXPECT_LT(m.size_bytes(), m.original_size_bytes() * 0.7);  // 56 % of the parameters stay
+  EXPECT_LT(m.size_bytes(), m.original_size_bytes() * 0.7);
+  EXPECT_LT(m.parameters(), m.original_parameters() * 0.6);  // 56 % stay
+  EXPECT_GT(m.parameters(), 0);
   EXPECT_EQ(Answered("fashion_mnist.pruned"), "fashion_mnist.pruned");
   auto graph = runtime::ImportOnnxBytes(Export("pruned"), "", {});
   ASSERT_TRUE(graph.ok()) << graph.status();
@@ -310,13 +312,32 @@ TEST_F(CompressionTest, PrunedVariantIsBuiltEvaluatedServedAndExported) {
   ASSERT_EQ(conv.op_type, "Conv");
   EXPECT_EQ(graph->initializers.at(conv.inputs[1]).shape()[0], 24);  // 32 - 30 %, rounded up to a multiple of 8
 
+  // A chain, pruned then int8: one job, one variant, served and exported in
+  // QDQ form with the smaller filters.
+  ASSERT_TRUE(Create("pruned,sparsity=0.3 -> int8-static,data=calibration", &job).ok());
+  EXPECT_EQ(job.variant(), "pruned_int8_static");
+  EXPECT_EQ(Watch(job.id()).back().state(), v1::Job::SUCCEEDED);
+  variants = Variants();
+  ASSERT_EQ(variants.size(), 2u);
+  const v1::Variant& chained = variants[0].variant() == "pruned_int8_static" ? variants[0] : variants[1];
+  EXPECT_GE(chained.measurements().agreement(), 90.0);
+  EXPECT_LT(chained.measurements().size_bytes() * 6, chained.measurements().original_size_bytes());
+  EXPECT_EQ(Answered("fashion_mnist.pruned_int8_static"), "fashion_mnist.pruned_int8_static");
+  graph = runtime::ImportOnnxBytes(Export("pruned_int8_static"), "", {});
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  for (const runtime::Node& node : graph->nodes) {
+    if (node.op_type != "DequantizeLinear" || !graph->initializers.count(node.inputs[0])) continue;
+    EXPECT_EQ(graph->initializers.at(node.inputs[0]).shape()[0], 24);  // the first Conv's int8 weights
+    break;
+  }
+
   // A criterion the model cannot have: the job fails and says why; nothing
   // is cached or served.
   ASSERT_TRUE(Create("pruned,criterion=bn-gamma,data=calibration", &job, "evaluation").ok());
   const v1::Job failed = Watch(job.id()).back();
   EXPECT_EQ(failed.state(), v1::Job::FAILED);
   EXPECT_THAT(failed.message(), HasSubstr("bn-gamma needs BatchNormalization"));
-  EXPECT_EQ(Variants().size(), 1u);
+  EXPECT_EQ(Variants().size(), 2u);
   EXPECT_EQ(Answered(kModel), kModel);
 }
 
