@@ -416,7 +416,7 @@ absl::StatusOr<PruneReport> PruneFilters(Graph& graph, const PruneOptions& optio
       std::string inputs;  // "; 12 of 16 inputs" when they changed
       if (node.op_type == "Conv" && IsDepthwise(node, w)) {
         node.attributes["group"].i = static_cast<int64_t>(kept_out.size());
-      } else if (in != a.channels.end()) {
+      } else if (in != a.channels.end() && w.shape()[gemm && !trans_b ? 0 : 1] % in->second.atoms.size() == 0) {
         const int64_t in_axis = gemm && !trans_b ? 0 : 1;
         const int64_t repeat = in->second.spread ? w.shape()[in_axis] / in->second.atoms.size() : 1;
         const std::vector<int64_t> kept_in = Kept(in->second, removed, repeat);
