@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "compression/evaluate.h"
 #include "compression/probe.h"
 #include "runtime/passes/graph_util.h"
 #include "runtime/passes/passes.h"
@@ -72,19 +73,6 @@ void Slice(Graph& graph, Node& node, size_t input, int64_t axis, const std::vect
   Tensor taken = Take(t, axis, kept);
   if (graph.UseCounts()[node.inputs[input]] > 1) node.inputs[input] = runtime::UniqueName(graph, node.inputs[input] + "_pruned");
   graph.initializers[node.inputs[input]] = std::move(taken);
-}
-
-int64_t FloatParameters(const Graph& graph, bool nonzero_only) {
-  int64_t n = 0;
-  for (const auto& [name, t] : graph.initializers) {
-    if (t.dtype() != DataType::kFloat32) continue;
-    if (!nonzero_only) {
-      n += t.num_elements();
-    } else {
-      n += std::count_if(t.data<float>(), t.data<float>() + t.num_elements(), [](float v) { return v != 0; });
-    }
-  }
-  return n;
 }
 
 // ---- Structured: which channels are coupled ----
@@ -400,7 +388,6 @@ absl::StatusOr<PruneReport> PruneFilters(Graph& graph, const PruneOptions& optio
   // Cut every layer, BatchNormalization and per-channel constant down to
   // the channels that stay.
   PruneReport report;
-  report.parameters_before = FloatParameters(graph, false);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node& node = graph.nodes[i];
     auto in = a.channels.find(node.inputs.empty() ? "" : node.inputs[0]);
@@ -446,8 +433,6 @@ absl::StatusOr<PruneReport> PruneFilters(Graph& graph, const PruneOptions& optio
   }
   graph.value_info.clear();  // intermediate shapes changed
   RETURN_IF_ERROR(graph.Validate());
-  report.parameters_after = FloatParameters(graph, false);
-  report.nonzero_after = FloatParameters(graph, true);
   return report;
 }
 
@@ -536,7 +521,6 @@ absl::StatusOr<PruneReport> PruneWeights(Graph& graph, const PruneOptions& optio
     global = threshold(std::move(all));
   }
   PruneReport report;
-  report.parameters_before = FloatParameters(graph, false);
   for (const Layer& layer : layers) {
     Node& node = graph.nodes[layer.node];
     const float limit = options.global ? global : threshold(layer.scores);
@@ -551,8 +535,6 @@ absl::StatusOr<PruneReport> PruneWeights(Graph& graph, const PruneOptions& optio
     report.kept_outputs[node.name] = all;
     report.layers.push_back(absl::StrFormat("%s: %.1f %% zeros", node.Describe(), 100.0 * zeros / w.num_elements()));
   }
-  report.parameters_after = FloatParameters(graph, false);
-  report.nonzero_after = FloatParameters(graph, true);
   return report;
 }
 
@@ -781,7 +763,14 @@ absl::StatusOr<PruneReport> Prune(Graph& graph, const PruneOptions& options) {
   clean.fold_channel_affine = false;
   clean.fuse = false;
   RETURN_IF_ERROR(runtime::Optimize(graph, clean));
-  return options.structure == PruneStructure::kFilter ? PruneFilters(graph, options) : PruneWeights(graph, options);
+  const int64_t before = CountParameters(graph).total;
+  ASSIGN_OR_RETURN(PruneReport report, options.structure == PruneStructure::kFilter ? PruneFilters(graph, options)
+                                                                                    : PruneWeights(graph, options));
+  const Parameters after = CountParameters(graph);
+  report.parameters_before = before;
+  report.parameters_after = after.total;
+  report.nonzero_after = after.total - after.zeros;
+  return report;
 }
 
 absl::Status Recover(const Graph& original, Graph& pruned, const PruneReport& report,

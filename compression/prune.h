@@ -62,7 +62,7 @@ struct PruneOptions {
 };
 
 struct PruneReport {
-  // Float constants of the graph, and those not zero.
+  // Float and int8 constants of the graph (compression/evaluate.h), and those not zero.
   int64_t parameters_before = 0, parameters_after = 0, nonzero_after = 0;
   // Per changed layer: "Conv 'c1': 64 -> 45 filters" or "... 80.1 % zeros".
   std::vector<std::string> layers;
