@@ -242,7 +242,8 @@ Analysis Analyze(const Graph& graph) {
       a.channels[out] = Channels{x->atoms, 2, true};
     } else if (Elementwise(node.op_type) && node.inputs.size() == 2) {
       const Channels* y = find(node.inputs[1]);
-      if (x != nullptr && y != nullptr && !x->spread && !y->spread && x->atoms.size() == y->atoms.size()) {
+      if (x != nullptr && y != nullptr && !x->spread && !y->spread && x->atoms.size() == y->atoms.size() &&
+          x->rank == y->rank) {
         for (size_t k = 0; k < x->atoms.size(); ++k) a.classes.Join(x->atoms[k], y->atoms[k]);
         a.channels[out] = *x;
       } else if ((x == nullptr) != (y == nullptr)) {
