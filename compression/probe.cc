@@ -8,7 +8,8 @@ namespace slimserve::compression {
 
 absl::Status VisitValues(const runtime::Graph& graph, const std::vector<std::string>& values,
                          absl::Span<const std::vector<runtime::Tensor>> batches, int num_threads,
-                         const std::function<void(size_t, const runtime::Tensor&)>& visit) {
+                         const std::function<void(size_t, const runtime::Tensor&)>& visit,
+                         const Progress& progress) {
   runtime::Graph probe = graph;
   // Where values[i] comes from: {true, k} graph input k, {false, k} output k.
   std::vector<std::pair<bool, size_t>> source;
@@ -31,7 +32,9 @@ absl::Status VisitValues(const runtime::Graph& graph, const std::vector<std::str
   options.backends = backends.pointers();
   options.measure_kernels = false;
   ASSIGN_OR_RETURN(auto executor, runtime::Executor::Create(std::move(probe), options));
-  for (const std::vector<runtime::Tensor>& batch : batches) {
+  for (size_t b = 0; b < batches.size(); ++b) {
+    RETURN_IF_ERROR(Report(progress, static_cast<double>(b) / batches.size()));
+    const std::vector<runtime::Tensor>& batch = batches[b];
     ASSIGN_OR_RETURN(std::vector<runtime::Tensor> outputs, executor->Run(batch));
     for (size_t i = 0; i < values.size(); ++i) {
       visit(i, source[i].first ? batch[source[i].second] : outputs[source[i].second]);

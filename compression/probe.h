@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "compression/progress.h"
 #include "runtime/graph.h"
 #include "runtime/tensor.h"
 
@@ -19,10 +20,12 @@ namespace slimserve::compression {
 
 // Runs `graph` on each batch (on `num_threads` threads, 0: one per core)
 // and calls `visit(i, tensor)` with the tensor of values[i], an
-// intermediate value or a graph input, for every i.
+// intermediate value or a graph input, for every i. `progress` (may be
+// empty) hears of each batch before it runs.
 absl::Status VisitValues(const runtime::Graph& graph, const std::vector<std::string>& values,
                          absl::Span<const std::vector<runtime::Tensor>> batches, int num_threads,
-                         const std::function<void(size_t, const runtime::Tensor&)>& visit);
+                         const std::function<void(size_t, const runtime::Tensor&)>& visit,
+                         const Progress& progress = {});
 
 }  // namespace slimserve::compression
 

@@ -201,6 +201,8 @@ Analysis Analyze(const Graph& graph) {
     const int n = static_cast<int>(i);
     const Channels* x = node.inputs.empty() ? nullptr : find(node.inputs[0]);
     const std::string out = node.outputs.empty() ? "" : node.outputs[0];
+    // Sets out's channels from a copy: inserting may move the map's entries.
+    auto set = [&](Channels c) { a.channels[out] = std::move(c); };
     if (IsLayer(graph, node)) {
       const Tensor& w = *FloatConstant(graph, node, 1);
       const int64_t c = OutputChannels(node, w);
@@ -210,10 +212,10 @@ Analysis Analyze(const Graph& graph) {
                            (bias->num_elements() == c && bias->shape().back() == c);
       if (node.op_type == "Conv" && node.GetInt("group", 1) > 1) {
         if (IsDepthwise(node, w) && x != nullptr && !x->spread && static_cast<int64_t>(x->atoms.size()) == c) {
-          a.channels[out] = *x;  // one filter per channel: the channel goes through
+          set(*x);  // one filter per channel: the channel goes through
         } else {
           pin(node.inputs[0]);
-          a.channels[out] = fresh(n, c, rank, true);
+          set(fresh(n, c, rank, true));
         }
       } else {
         // A Gemm reads features: a Flatten's (each channel spread over as
@@ -222,30 +224,30 @@ Analysis Analyze(const Graph& graph) {
         if (x != nullptr && (node.op_type == "Gemm" ? features % x->atoms.size() != 0 : x->spread)) {
           pin(node.inputs[0]);
         }
-        a.channels[out] = fresh(n, c, rank, !bias_ok);
+        set(fresh(n, c, rank, !bias_ok));
       }
     } else if (node.op_type == "BatchNormalization" && x != nullptr && !x->spread) {
       bool constant = true;
       for (size_t k = 1; k < 5; ++k) constant &= FloatConstant(graph, node, k) != nullptr;
       if (constant) {
-        a.channels[out] = *x;
+        set(*x);
       } else {
         pin(node.inputs[0]);
       }
     } else if (x != nullptr && !x->spread && PreservesChannels(graph, node)) {
-      a.channels[out] = *x;
+      set(*x);
     } else if (node.op_type == "MatMul" && node.inputs.size() == 2 && SpatialMatMul(graph, node, a.channels)) {
       // A constant 2-D matrix times the last two (spatial) dimensions of
       // the channels, on either side (an adaptive average pool, exported).
-      a.channels[out] = a.channels.at(node.inputs[Constant(graph, node.inputs[0]) != nullptr ? 1 : 0]);
+      set(a.channels.at(node.inputs[Constant(graph, node.inputs[0]) != nullptr ? 1 : 0]));
     } else if (node.op_type == "Flatten" && node.GetInt("axis", 1) == 1 && x != nullptr && !x->spread) {
-      a.channels[out] = Channels{x->atoms, 2, true};
+      set(Channels{x->atoms, 2, true});
     } else if (Elementwise(node.op_type) && node.inputs.size() == 2) {
       const Channels* y = find(node.inputs[1]);
       if (x != nullptr && y != nullptr && !x->spread && !y->spread && x->atoms.size() == y->atoms.size() &&
           x->rank == y->rank) {
         for (size_t k = 0; k < x->atoms.size(); ++k) a.classes.Join(x->atoms[k], y->atoms[k]);
-        a.channels[out] = *x;
+        set(*x);
       } else if ((x == nullptr) != (y == nullptr)) {
         const size_t mapped = x != nullptr ? 0 : 1;
         const Channels& m = *(x != nullptr ? x : y);
@@ -255,7 +257,7 @@ Analysis Analyze(const Graph& graph) {
           pin(node.inputs[mapped]);
         } else {
           if (axis >= 0) a.channel_constants.push_back({n, 1 - mapped});
-          a.channels[out] = m;
+          set(m);
         }
       } else {
         pin(node.inputs[0]);
@@ -271,7 +273,7 @@ Analysis Analyze(const Graph& graph) {
         if (all) joined.atoms.insert(joined.atoms.end(), c->atoms.begin(), c->atoms.end());
       }
       if (all) {
-        a.channels[out] = joined;
+        set(joined);
       } else {
         for (const std::string& in : node.inputs) pin(in);
       }
@@ -789,11 +791,16 @@ absl::Status Recover(const Graph& original, Graph& pruned, const PruneReport& re
   int64_t rows = 0;
   for (const auto& batch : batches) rows += batch.empty() ? 0 : batch[0].shape()[0];
   if (rows == 0) return absl::InvalidArgumentError("recovering a pruned model needs calibration data");
-  // The original's outputs: statistics per channel, and samples where the
-  // layer can be solved for.
+  // Progress within layer k's share (every pass reports each batch, which
+  // is also where a server's worker yields to serving).
+  auto within = [&](size_t k) -> Progress {
+    if (!options.progress) return {};
+    return [&, k](double done) { return options.progress((k + done) / layers.size()); };
+  };
+  // The original's output statistics per channel.
   std::vector<ChannelStats> target(layers.size());
   RETURN_IF_ERROR(VisitValues(original, original_values, batches, options.num_threads,
-                              [&](size_t k, const Tensor& t) { target[k].Add(t); }));
+                              [&](size_t k, const Tensor& t) { target[k].Add(t); }, within(0)));
   for (size_t k = 0; k < layers.size(); ++k) {
     RETURN_IF_ERROR(Report(options.progress, static_cast<double>(k) / layers.size()));
     Node& node = pruned.nodes[layers[k]];
@@ -820,15 +827,15 @@ absl::Status Recover(const Graph& original, Graph& pruned, const PruneReport& re
       // from this layer's inputs as they are now.
       Samples samples;
       RETURN_IF_ERROR(VisitValues(original, {original_values[k]}, batches, options.num_threads,
-                                  [&](size_t, const Tensor& y) { samples.AddTargets(y, rows, features); }));
+                                  [&](size_t, const Tensor& y) { samples.AddTargets(y, rows, features); }, within(k)));
       RETURN_IF_ERROR(VisitValues(pruned, {node.inputs[0]}, batches, options.num_threads,
-                                  [&](size_t, const Tensor& x) { samples.AddPatches(node, w, x); }));
+                                  [&](size_t, const Tensor& x) { samples.AddPatches(node, w, x); }, within(k)));
       samples.Solve(kept, lw);
       continue;
     }
     ChannelStats now;
     RETURN_IF_ERROR(VisitValues(pruned, {node.outputs[0]}, batches, options.num_threads,
-                                [&](size_t, const Tensor& t) { now.Add(t); }));
+                                [&](size_t, const Tensor& t) { now.Add(t); }, within(k)));
     for (int64_t ch = 0; ch < c; ++ch) {
       const double from_std = now.Std(ch), to_std = target[k].Std(kept[ch]);
       const double scale = from_std > 1e-12 && to_std > 1e-12 ? to_std / from_std : 1.0;
