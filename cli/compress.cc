@@ -25,7 +25,7 @@ constexpr char kCompressUsage[] =
     "       slimctl compress --offline MODEL.onnx --profile PROFILE -o OUT.onnx [options]\n"
     "On a server (--url, default localhost:8001): builds a compressed variant of the served MODEL in the\n"
     "background with a progress bar, evaluates it against the original and serves it as MODEL.V (V defaults\n"
-    "to the profile: int8_static, int8_dynamic, bf16, fp32, pruned). --data and --eval name uploaded data sets\n"
+    "to the profile: int8_static, int8_dynamic, bf16, fp32, pruned, low_rank). --data and --eval name uploaded data sets\n"
     "(slimctl datasets); without them the server uses a sample of the model's recent requests.\n"
     "  --no-wait          print the job and return (slimctl jobs, slimctl cancel JOB)\n"
     "Offline (--offline): the same pipeline in this process, written as ONNX: int8 in QDQ form\n"
@@ -34,14 +34,18 @@ constexpr char kCompressUsage[] =
     "                     int8-dynamic: activation ranges computed per request;\n"
     "                     bf16: weights and activations rounded to bfloat16; fp32: BatchNorm folded;\n"
     "                     pruned: filters removed or weights zeroed by magnitude, then the layers solved\n"
-    "                     again on --data to give the original's outputs.\n"
+    "                     again on --data to give the original's outputs;\n"
+    "                     low-rank: MatMul, Gemm and 1x1 Conv weights W (in x out) replaced by two factors\n"
+    "                     of rank r fitted to the layer's outputs on --data, where that lowers the FLOPs.\n"
     "                     Options may follow as KIND,key=value,... (the keys below, and keep=NAME);\n"
     "                     pruned takes structure=filter|weight|vector|kernel (default filter: whole\n"
     "                     output channels, removed; the others zero single weights, 1x4 vectors or kh x kw\n"
     "                     kernels), sparsity=S in [0, 1) (default 0.5), criterion=l1|l2|bn-gamma,\n"
     "                     context=local|global (the same share per layer, or one threshold for all).\n"
+    "                     low-rank takes ratio=R in (0, 1) (default 0.5: r (in + out) = R in out) or\n"
+    "                     energy=E in (0, 1] (the least rank keeping that share of the outputs' energy).\n"
     "                     Profiles joined by -> are a chain, one variant: 'pruned,sparsity=0.5 -> int8-static'\n"
-    "  --data FILE.npz    offline: calibration data (int8-static, pruned), arrays named after the model's inputs\n"
+    "  --data FILE.npz    offline: calibration data (int8-static, pruned, low-rank), arrays named after the model's inputs\n"
     "  --samples N        calibration rows taken from --data (default 512)\n"
     "  --calibration C    minmax (default: the whole range of each activation), percentile, entropy\n"
     "                     (the clipped range whose histogram diverges least, KL), or mse (the clipped\n"
@@ -84,9 +88,9 @@ absl::Status Compress(const Args& args) {
                    compression::BuildVariant(original, profile, &calibration, {.num_threads = static_cast<int>(threads)}));
   const compression::QuantizeReport& report = built.report;
   runtime::Graph& variant = built.graph;
-  if (profile.kind == compression::ProfileKind::kPruned) {
+  if (compression::Restructures(profile.kind)) {
     const compression::PruneReport& pruning = built.pruning;
-    std::cout << absl::StrFormat("%s: %d layers pruned; parameters %d -> %d (%d not zero, %.1f %%)\n",
+    std::cout << absl::StrFormat("%s: %d layers changed; parameters %d -> %d (%d not zero, %.1f %%)\n",
                                  compression::ProfileText(profile), pruning.layers.size(), pruning.parameters_before,
                                  pruning.parameters_after, pruning.nonzero_after,
                                  100.0 * pruning.nonzero_after / std::max<int64_t>(1, pruning.parameters_before));

@@ -27,6 +27,11 @@ absl::StatusOr<BuiltVariant> BuildStep(runtime::Graph original, const Profile& p
   RETURN_IF_ERROR(runtime::Optimize(original, fold));
   BuiltVariant built{std::move(original), {}, {}};
   if (profile.kind == ProfileKind::kFp32) return built;
+  if (profile.kind == ProfileKind::kLowRank) {
+    ASSIGN_OR_RETURN(built.pruning,
+                     Factorize(built.graph, profile.low_rank, batches, options.num_threads, options.progress));
+    return built;
+  }
   // Per-channel DequantizeLinear and Cast to bfloat16 are opset-13 ops.
   RETURN_IF_ERROR(runtime::UpgradeOpset(built.graph, 13));
 
@@ -61,8 +66,11 @@ absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile
     }
     ASSIGN_OR_RETURN(BuiltVariant step, BuildStep(std::move(built.graph), *steps[i], calibration, step_options));
     built.graph = std::move(step.graph);
-    if (steps[i]->kind == ProfileKind::kPruned) {
-      if (!built.pruning.layers.empty()) step.pruning.parameters_before = built.pruning.parameters_before;
+    if (Restructures(steps[i]->kind)) {  // the steps' layers, from the first one's parameters
+      if (!built.pruning.layers.empty()) {
+        step.pruning.parameters_before = built.pruning.parameters_before;
+        step.pruning.layers.insert(step.pruning.layers.begin(), built.pruning.layers.begin(), built.pruning.layers.end());
+      }
       built.pruning = std::move(step.pruning);
     } else {
       built.report = std::move(step.report);

@@ -27,15 +27,15 @@ struct BuildOptions {
 struct BuiltVariant {
   runtime::Graph graph;
   QuantizeReport report;  // bf16 and int8
-  PruneReport pruning;    // pruned
+  PruneReport pruning;    // pruned and low-rank (a chain's steps' layers, in order)
 };
 
 // `original` as imported. BatchNorm and other constant arithmetic are folded
 // first (fp32 is just that; pruned prunes before, for BatchNorm's gamma), and
 // models below opset 13 are upgraded to it for bf16 and int8. int8-static
-// and pruned (to recover) need `calibration` (its first profile.samples rows
+// pruned (to recover) and low-rank (to fit) need `calibration` (its first profile.samples rows
 // are used). Fails with FailedPrecondition when the profile does not apply
-// to the model (int8 without Conv, Gemm or MatMul; nothing to prune).
+// to the model (int8 without Conv, Gemm or MatMul; nothing to prune or factorize).
 absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile& profile,
                                           const DataSet* calibration, const BuildOptions& options);
 

@@ -17,7 +17,8 @@ constexpr std::pair<ProfileKind, const char*> kKinds[] = {{ProfileKind::kFp32, "
                                                           {ProfileKind::kBf16, "bf16"},
                                                           {ProfileKind::kInt8Dynamic, "int8-dynamic"},
                                                           {ProfileKind::kInt8Static, "int8-static"},
-                                                          {ProfileKind::kPruned, "pruned"}};
+                                                          {ProfileKind::kPruned, "pruned"},
+                                                          {ProfileKind::kLowRank, "low-rank"}};
 constexpr std::pair<Calibration, const char*> kCalibrations[] = {{Calibration::kMinMax, "minmax"},
                                                                  {Calibration::kPercentile, "percentile"},
                                                                  {Calibration::kEntropy, "entropy"},
@@ -63,13 +64,15 @@ std::string Names(const std::pair<T, const char*> (&table)[N]) {
 std::string KindText(ProfileKind kind) { return TextOf(kKinds, kind); }
 
 bool UsesCalibration(const Profile& profile) {
-  return profile.kind == ProfileKind::kInt8Static || profile.kind == ProfileKind::kPruned ||
+  return profile.kind == ProfileKind::kInt8Static || Restructures(profile.kind) ||
          std::any_of(profile.then.begin(), profile.then.end(), UsesCalibration);
 }
 
 bool Quantizes(ProfileKind kind) {
   return kind == ProfileKind::kBf16 || kind == ProfileKind::kInt8Dynamic || kind == ProfileKind::kInt8Static;
 }
+
+bool Restructures(ProfileKind kind) { return kind == ProfileKind::kPruned || kind == ProfileKind::kLowRank; }
 
 std::string DefaultVariantName(const Profile& profile) {
   std::string name = KindText(profile.kind);
@@ -96,12 +99,15 @@ absl::StatusOr<Profile> ParseStep(absl::string_view text) {
       return absl::InvalidArgumentError(absl::StrCat("profile option '", key, "' applies to int8-static only"));
     }
     if ((key == "samples" || key == "data") && !UsesCalibration(p)) {
-      return absl::InvalidArgumentError(absl::StrCat("profile option '", key, "' applies to int8-static and pruned only"));
+      return absl::InvalidArgumentError(absl::StrCat("profile option '", key, "' applies to int8-static, pruned and low-rank only"));
     }
     const bool pruned_only = key == "structure" || key == "sparsity" || key == "criterion" || key == "context";
     if (pruned_only != (p.kind == ProfileKind::kPruned) && (pruned_only || key == "keep")) {
       return absl::InvalidArgumentError(absl::StrCat("profile option '", key, "' applies to ",
                                                      pruned_only ? "pruned only" : "bf16 and int8 only"));
+    }
+    if ((key == "ratio" || key == "energy") && p.kind != ProfileKind::kLowRank) {
+      return absl::InvalidArgumentError(absl::StrCat("profile option '", key, "' applies to low-rank only"));
     }
     if (key == "calibration") {
       if (!Lookup(kCalibrations, value, p.calibration)) {
@@ -125,6 +131,14 @@ absl::StatusOr<Profile> ParseStep(absl::string_view text) {
       if (!absl::SimpleAtod(value, &p.prune.sparsity) || !(p.prune.sparsity >= 0 && p.prune.sparsity < 1)) {
         return absl::InvalidArgumentError(absl::StrCat("sparsity must be a number in [0, 1), not '", value, "'"));
       }
+    } else if (key == "ratio") {
+      if (!absl::SimpleAtod(value, &p.low_rank.ratio) || !(p.low_rank.ratio > 0 && p.low_rank.ratio < 1)) {
+        return absl::InvalidArgumentError(absl::StrCat("ratio must be a number in (0, 1), not '", value, "'"));
+      }
+    } else if (key == "energy") {
+      if (!absl::SimpleAtod(value, &p.low_rank.energy) || !(p.low_rank.energy > 0 && p.low_rank.energy <= 1)) {
+        return absl::InvalidArgumentError(absl::StrCat("energy must be a number in (0, 1], not '", value, "'"));
+      }
     } else if (key == "percentile") {
       if (!absl::SimpleAtod(value, &p.percentile) || !(p.percentile > 50 && p.percentile <= 100)) {
         return absl::InvalidArgumentError(absl::StrCat("percentile must be a number in (50, 100], not '", value, "'"));
@@ -147,7 +161,7 @@ absl::StatusOr<Profile> ParseStep(absl::string_view text) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown profile option '", parts[i],
           "'; options: calibration, percentile, samples, data, activations, keep; for pruned: structure, sparsity, "
-          "criterion, context, samples, data"));
+          "criterion, context, samples, data; for low-rank: ratio, energy, samples, data"));
     }
   }
   return p;
@@ -191,11 +205,20 @@ std::string ProfileText(const Profile& profile) {
   if (profile.kind == ProfileKind::kPruned) {
     const PruneOptions& o = profile.prune;
     absl::StrAppend(&text, ",structure=", TextOf(kStructures, o.structure), ",sparsity=", o.sparsity,
-                    ",criterion=", TextOf(kCriteria, o.criterion), ",context=", o.global ? "global" : "local",
-                    ",samples=", profile.samples);
+                    ",criterion=", TextOf(kCriteria, o.criterion), ",context=", o.global ? "global" : "local");
+  }
+  if (profile.kind == ProfileKind::kLowRank) {
+    if (profile.low_rank.energy > 0) {
+      absl::StrAppend(&text, ",energy=", profile.low_rank.energy);
+    } else {
+      absl::StrAppend(&text, ",ratio=", profile.low_rank.ratio);
+    }
+  }
+  if (Restructures(profile.kind)) {
+    absl::StrAppend(&text, ",samples=", profile.samples);
     if (!profile.data.empty()) absl::StrAppend(&text, ",data=", profile.data);
   }
-  if (profile.kind != ProfileKind::kFp32 && profile.kind != ProfileKind::kPruned) {
+  if (profile.kind != ProfileKind::kFp32 && !Restructures(profile.kind)) {
     std::vector<std::string> keep = profile.keep_fp32;
     std::sort(keep.begin(), keep.end());
     keep.erase(std::unique(keep.begin(), keep.end()), keep.end());

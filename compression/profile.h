@@ -13,12 +13,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "compression/low_rank.h"
 #include "compression/prune.h"
 #include "compression/quantize.h"
 
 namespace slimserve::compression {
 
-enum class ProfileKind { kFp32, kBf16, kInt8Dynamic, kInt8Static, kPruned };
+enum class ProfileKind { kFp32, kBf16, kInt8Dynamic, kInt8Static, kPruned, kLowRank };
 
 struct Profile {
   ProfileKind kind = ProfileKind::kInt8Static;
@@ -26,11 +27,13 @@ struct Profile {
   Calibration calibration = Calibration::kMinMax;
   double percentile = 99.99;  // with kPercentile
   bool s8_activations = false;  // int8 activations instead of uint8
-  // int8-static and pruned (its recovery):
+  // int8-static, pruned (its recovery) and low-rank (its fit):
   int64_t samples = 512;      // calibration rows
   std::string data;           // calibration data: a data set name or "traffic"; empty: the caller's default
   // pruned only:
   PruneOptions prune;
+  // low-rank only:
+  LowRankOptions low_rank;
   // A chain: profiles applied after this one, in order, on its result
   // ("pruned,sparsity=0.5 -> int8-static"). bf16 and int8 come last.
   std::vector<Profile> then;
@@ -38,21 +41,24 @@ struct Profile {
   std::vector<std::string> keep_fp32;
 };
 
-// "KIND[,key=value...]": KIND is fp32, bf16, int8-dynamic, int8-static or
-// pruned; keys calibration (minmax|percentile|entropy|mse), percentile,
+// "KIND[,key=value...]": KIND is fp32, bf16, int8-dynamic, int8-static,
+// pruned or low-rank; keys calibration (minmax|percentile|entropy|mse), percentile,
 // samples, data, activations (u8|s8), keep (repeatable: a node name, an op
 // type or "depthwise"); for pruned structure (filter|weight|vector|kernel),
 // sparsity, criterion (l1|l2|bn-gamma), context (local|global), samples,
-// data. Profiles joined by "->" make a chain, calibrated on one data set.
+// data; for low-rank ratio or energy, samples, data. Profiles joined by "->" make a chain, calibrated on one data set.
 // Errors name the part that is wrong.
 absl::StatusOr<Profile> ParseProfile(absl::string_view text);
 // The canonical text: only the options that apply to the kind, keep sorted;
 // a chain's steps joined by " -> ".
 std::string ProfileText(const Profile& profile);
-// Whether the profile (a step of it) needs calibration data (int8-static, pruned).
+// Whether the profile (a step of it) needs calibration data (int8-static,
+// pruned, low-rank).
 bool UsesCalibration(const Profile& profile);
 // Whether it quantizes (bf16, int8).
 bool Quantizes(ProfileKind kind);
+// Whether it changes the model's structure (pruned, low-rank).
+bool Restructures(ProfileKind kind);
 // "int8-static", "bf16", ...
 std::string KindText(ProfileKind kind);
 // The name a variant of this profile is served under by default:

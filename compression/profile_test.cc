@@ -13,7 +13,9 @@ TEST(ProfileTest, TextRoundTripsThroughTheCanonicalForm) {
                            "pruned,structure=filter,sparsity=0.3,criterion=l1,context=local,samples=512",
                            "pruned,structure=weight,sparsity=0.8,criterion=l2,context=global,samples=64,data=calib",
                            "pruned,structure=filter,sparsity=0.5,criterion=l1,context=local,samples=512 -> "
-                           "int8-static,calibration=minmax,samples=512"}) {
+                           "int8-static,calibration=minmax,samples=512",
+                           "low-rank,ratio=0.3,samples=512", "low-rank,energy=0.95,samples=64,data=calib",
+                           "low-rank,ratio=0.5,samples=512 -> int8-dynamic"}) {
     absl::StatusOr<Profile> p = ParseProfile(text);
     ASSERT_TRUE(p.ok()) << text << ": " << p.status();
     EXPECT_EQ(ProfileText(*p), text);
@@ -40,6 +42,8 @@ TEST(ProfileTest, AChainSharesItsCalibrationData) {
             "int8-static,calibration=minmax,samples=512,data=calib");
   EXPECT_TRUE(UsesCalibration(*ParseProfile("pruned -> bf16")));
   EXPECT_FALSE(UsesCalibration(*ParseProfile("bf16")));
+  EXPECT_TRUE(UsesCalibration(*ParseProfile("low-rank")));
+  EXPECT_EQ(DefaultVariantName(*ParseProfile("pruned -> low-rank -> int8-dynamic")), "pruned_low_rank_int8_dynamic");
 }
 
 TEST(ProfileTest, ErrorsNameWhatIsWrong) {
@@ -60,7 +64,12 @@ TEST(ProfileTest, ErrorsNameWhatIsWrong) {
       {"pruned,context=world", "context is local or global"},
       {"int8-static,sparsity=0.5", "'sparsity' applies to pruned only"},
       {"pruned,keep=Conv", "'keep' applies to bf16 and int8 only"},
-      {"bf16,data=x", "'data' applies to int8-static and pruned only"},
+      {"bf16,data=x", "'data' applies to int8-static, pruned and low-rank only"},
+      {"low-rank,ratio=1", "ratio must be a number in (0, 1)"},
+      {"low-rank,energy=0", "energy must be a number in (0, 1]"},
+      {"pruned,ratio=0.5", "'ratio' applies to low-rank only"},
+      {"low-rank,sparsity=0.5", "'sparsity' applies to pruned only"},
+      {"int8-dynamic -> low-rank", "low-rank cannot follow int8-dynamic"},
       {"int8-static -> pruned", "pruned cannot follow int8-static: prune first, quantize last"},
       {"pruned -> fp32", "fp32 cannot follow pruned"},
       {"pruned,data=a -> int8-static,data=b", "a chain calibrates on one data set"},

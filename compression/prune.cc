@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "compression/evaluate.h"
+#include "compression/linalg.h"
 #include "compression/probe.h"
 #include "runtime/passes/graph_util.h"
 #include "runtime/passes/passes.h"
@@ -682,50 +683,20 @@ class Samples {
           for (int64_t j = 0; j < m; ++j) a[i * m + j] = g[support[i] * f1 + support[j]];
           a[i * m + i] += lambda;
         }
-        if (!Factor(a, m)) continue;  // not positive definite: leave the channel
+        if (!CholeskyFactor(a, m)) continue;  // not positive definite: leave the channel
         if (m == f1) full = a;
       }
       for (int64_t i = 0; i < m; ++i) {
         const double current = support[i] == features_ ? lw.Bias(c) * lw.beta / lw.alpha : lw.At(c, support[i]);
         r[i] = pt_y[support[i] * channels_ + kept[c]] / lw.alpha + lambda * current;
       }
-      SolveFactored(m == f1 ? full : a, r, m);
+      CholeskySolve(m == f1 ? full : a, r, m);
       for (int64_t i = 0; i + 1 < m; ++i) lw.At(c, support[i]) = static_cast<float>(r[i]);
       lw.Bias(c) = static_cast<float>(r[m - 1] * lw.alpha / lw.beta);
     }
   }
 
  private:
-  // Cholesky: a (m x m, symmetric positive definite) = L L^T, L in a's
-  // lower triangle. False when a is not positive definite.
-  static bool Factor(std::vector<double>& a, int64_t m) {
-    for (int64_t j = 0; j < m; ++j) {
-      double d = a[j * m + j];
-      for (int64_t k = 0; k < j; ++k) d -= a[j * m + k] * a[j * m + k];
-      if (d <= 0) return false;
-      d = std::sqrt(d);
-      a[j * m + j] = d;
-      for (int64_t i = j + 1; i < m; ++i) {
-        double v = a[i * m + j];
-        for (int64_t k = 0; k < j; ++k) v -= a[i * m + k] * a[j * m + k];
-        a[i * m + j] = v / d;
-      }
-    }
-    return true;
-  }
-
-  // Solves L L^T x = r in place, with L from Factor().
-  static void SolveFactored(const std::vector<double>& a, std::vector<double>& r, int64_t m) {
-    for (int64_t i = 0; i < m; ++i) {  // L y = r
-      for (int64_t k = 0; k < i; ++k) r[i] -= a[i * m + k] * r[k];
-      r[i] /= a[i * m + i];
-    }
-    for (int64_t i = m - 1; i >= 0; --i) {  // L^T x = y
-      for (int64_t k = i + 1; k < m; ++k) r[i] -= a[k * m + i] * r[k];
-      r[i] /= a[i * m + i];
-    }
-  }
-
   std::vector<float> targets_, patches_;
   int64_t channels_ = 0, spatial_ = 1, step_ = 0, position_ = 0, patch_position_ = 0, features_ = 0;
 };

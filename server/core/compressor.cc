@@ -212,8 +212,10 @@ absl::StatusOr<compression::Profile> ProfileFromProto(const v1::Profile& proto) 
     case v1::Profile::INT8_DYNAMIC: p.kind = compression::ProfileKind::kInt8Dynamic; break;
     case v1::Profile::INT8_STATIC: p.kind = compression::ProfileKind::kInt8Static; break;
     case v1::Profile::PRUNED: p.kind = compression::ProfileKind::kPruned; break;
+    case v1::Profile::LOW_RANK: p.kind = compression::ProfileKind::kLowRank; break;
     default:
-      return absl::InvalidArgumentError("the profile needs a kind: FP32, BF16, INT8_DYNAMIC, INT8_STATIC or PRUNED");
+      return absl::InvalidArgumentError(
+          "the profile needs a kind: FP32, BF16, INT8_DYNAMIC, INT8_STATIC, PRUNED or LOW_RANK");
   }
   using S = compression::PruneStructure;
   p.prune.structure = proto.structure() == v1::Profile::WEIGHT   ? S::kWeight
@@ -225,6 +227,8 @@ absl::StatusOr<compression::Profile> ProfileFromProto(const v1::Profile& proto) 
                                                                    : compression::PruneCriterion::kL1;
   if (proto.sparsity() != 0) p.prune.sparsity = proto.sparsity();
   p.prune.global = proto.global();
+  if (proto.rank_ratio() != 0) p.low_rank.ratio = proto.rank_ratio();
+  p.low_rank.energy = proto.energy();
   for (const v1::Profile& step : proto.then()) {
     if (!step.then().empty()) return absl::InvalidArgumentError("a chain's steps are listed in one `then`, not nested");
     ASSIGN_OR_RETURN(compression::Profile next, ProfileFromProto(step));
@@ -247,7 +251,10 @@ absl::StatusOr<compression::Profile> ProfileFromProto(const v1::Profile& proto) 
     return absl::InvalidArgumentError("calibration and s8_activations apply to INT8_STATIC profiles only");
   }
   if (!compression::UsesCalibration(p) && !p.data.empty()) {
-    return absl::InvalidArgumentError("data applies to INT8_STATIC and PRUNED profiles only");
+    return absl::InvalidArgumentError("data applies to INT8_STATIC, PRUNED and LOW_RANK profiles only");
+  }
+  if (p.kind != compression::ProfileKind::kLowRank && (proto.rank_ratio() != 0 || proto.energy() != 0)) {
+    return absl::InvalidArgumentError("rank_ratio and energy apply to LOW_RANK profiles only");
   }
   const bool pruning = proto.structure() != 0 || proto.sparsity() != 0 || proto.criterion() != 0 || proto.global();
   if (p.kind != compression::ProfileKind::kPruned && pruning) {
@@ -263,6 +270,7 @@ v1::Profile ProfileToProto(const compression::Profile& p) {
                  : p.kind == K::kBf16 ? v1::Profile::BF16
                  : p.kind == K::kInt8Dynamic ? v1::Profile::INT8_DYNAMIC
                  : p.kind == K::kPruned      ? v1::Profile::PRUNED
+                 : p.kind == K::kLowRank     ? v1::Profile::LOW_RANK
                                              : v1::Profile::INT8_STATIC);
   if (p.kind == K::kPruned) {
     using S = compression::PruneStructure;
@@ -276,6 +284,12 @@ v1::Profile ProfileToProto(const compression::Profile& p) {
                                                             : v1::Profile::L1);
     proto.set_sparsity(p.prune.sparsity);
     proto.set_global(p.prune.global);
+  }
+  if (p.kind == K::kLowRank) {
+    proto.set_rank_ratio(p.low_rank.ratio);
+    proto.set_energy(p.low_rank.energy);
+  }
+  if (compression::Restructures(p.kind)) {
     proto.set_samples(p.samples);
     proto.set_data(p.data);
   }
@@ -587,7 +601,8 @@ absl::Status Compressor::Run(JobState& state) {
   const compression::Profile& profile = state.profile;
   ASSIGN_OR_RETURN(JobData data, LoadJobData(models_, datasets_, *original, graph, profile, job.evaluation_data()));
 
-  RETURN_IF_ERROR(stage(profile.kind == compression::ProfileKind::kPruned ? "pruning"
+  RETURN_IF_ERROR(stage(profile.kind == compression::ProfileKind::kPruned    ? "pruning"
+                        : profile.kind == compression::ProfileKind::kLowRank ? "factorizing"
                         : profile.kind == compression::ProfileKind::kInt8Static ? "calibrating"
                                                                                 : "quantizing",
                         0.05));

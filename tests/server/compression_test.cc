@@ -341,6 +341,34 @@ TEST_F(CompressionTest, PrunedVariantIsBuiltEvaluatedServedAndExported) {
   EXPECT_EQ(Answered(kModel), kModel);
 }
 
+// Low-rank then int8-dynamic: the classifier's 3136 x 64 Gemm as two
+// factors of rank 24, quantized; served, evaluated and exported.
+TEST_F(CompressionTest, LowRankChainIsBuiltServedAndExported) {
+  StartServer();
+  UploadDataSets();
+  v1::Job job;
+  ASSERT_TRUE(Create("low-rank,ratio=0.5,data=calibration -> int8-dynamic", &job).ok());
+  EXPECT_EQ(job.variant(), "low_rank_int8_dynamic");
+  const std::vector<v1::Job> seen = Watch(job.id());
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().state(), v1::Job::SUCCEEDED) << seen.back().message();
+  EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [](const v1::Job& j) { return j.stage() == "factorizing"; }));
+  const std::vector<v1::Variant> variants = Variants();
+  ASSERT_EQ(variants.size(), 1u);
+  const v1::Measurements m = variants[0].measurements();
+  EXPECT_GE(m.agreement(), 95.0);
+  EXPECT_GE(m.variant_top1(), m.original_top1() - 1.0);
+  EXPECT_LT(m.parameters(), m.original_parameters() * 0.6);  // 54 % stay
+  EXPECT_EQ(Answered("fashion_mnist.low_rank_int8_dynamic"), "fashion_mnist.low_rank_int8_dynamic");
+  auto graph = runtime::ImportOnnxBytes(Export("low_rank_int8_dynamic"), "", {});
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  std::vector<runtime::Shape> int8_weights;
+  for (const auto& [name, tensor] : graph->initializers) {
+    if (tensor.dtype() == runtime::DataType::kInt8 && tensor.rank() == 2) int8_weights.push_back(tensor.shape());
+  }
+  EXPECT_THAT(int8_weights, ::testing::IsSupersetOf({runtime::Shape{3136, 24}, runtime::Shape{24, 64}}));
+}
+
 TEST_F(CompressionTest, CancelRestartAndCorruptCache) {
   StartServer();
   UploadDataSets();
