@@ -8,13 +8,15 @@ With --int8, each model is first quantized with `slimctl compress` (int8-static,
 synthetic data: seeded normal values, --calibration-rows rows; int8-dynamic for the transformer)
 into --variant-dir, and three runs alternate per round: slimserve on the fp32 file, slimserve on the
 int8 QDQ file and ONNX Runtime on the same int8 QDQ file. --pruned does the same with structured
-pruning (VGG16-BN: 50 % of the filters; ResNet-18, MobileNetV2: 30 %), and reports the share of
-the parameters left.
+pruning (VGG16-BN: 50 % of the filters; ResNet-18, MobileNetV2: 30 %), --low-rank with the
+transformer's MatMuls factorized to half their parameters; both report the share of the parameters
+left and the top-1 agreement and SQNR against fp32 on synthetic data.
 Run it with /usr/bin/python3.
 """
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -58,11 +60,21 @@ def main():
     p.add_argument("--pruned", action="store_true",
                    help="compare fp32, pruned and ONNX Runtime on the pruned file (VGG16-BN 50 %%, "
                         "ResNet-18 and MobileNetV2 30 %% of their filters)")
-    p.add_argument("--variant-dir", help="where the int8 or pruned files go (default: MODELS/int8, MODELS/pruned)")
+    p.add_argument("--low-rank", action="store_true",
+                   help="compare fp32, low-rank and ONNX Runtime on the low-rank file (the transformer's MatMuls, "
+                        "half their parameters)")
+    p.add_argument("--sparse", action="store_true",
+                   help="MobileNetV2 with 90 %% of its weights zeroed against dense fp32, per layer type "
+                        "(slimctl bench --profile)")
+    p.add_argument("--variant-dir", help="where the variant files go (default: MODELS/int8, MODELS/pruned, "
+                                         "MODELS/lowrank)")
     p.add_argument("--calibration-rows", type=int, default=16)
     args = p.parse_args()
-    if args.int8 or args.pruned:
-        return main_variant(args, "int8" if args.int8 else "pruned")
+    if args.sparse:
+        return main_sparse(args)
+    mode = "int8" if args.int8 else "pruned" if args.pruned else "lowrank" if args.low_rank else None
+    if mode:
+        return main_variant(args, mode)
 
     stems = sorted((f[:-5] for f in os.listdir(args.models) if f.endswith(".onnx")),
                    key=lambda s: (MODELS.index(s) if s in MODELS else len(MODELS), s))
@@ -104,7 +116,19 @@ VARIANTS = {
     "int8": ({"transformer": "int8-dynamic"}, "int8-static"),
     "pruned": ({"vgg16_bn": "pruned,sparsity=0.5", "resnet18": "pruned,sparsity=0.3",
                 "mobilenet_v2": "pruned,sparsity=0.3"}, None),
+    "lowrank": ({"transformer": "low-rank,ratio=0.5"}, None),
+    "sparse": ({"mobilenet_v2": "pruned,structure=weight,sparsity=0.9"}, None),
 }
+STRUCTURAL = ("pruned", "lowrank", "sparse")  # modes that report agreement on synthetic data
+
+
+def synthetic(path, stem, rows, seed, out):
+    """An .npz of seeded normal values for the model's inputs (rows of them)."""
+    model = onnx.load(path, load_external_data=False)
+    rng = np.random.default_rng(seed)
+    np.savez(out, **{name: rng.standard_normal([rows] + dims[1:]).astype(np.float32)
+                     for name, dims in input_shapes(model, 1, stem).items()})
+    return out
 
 
 def compress(args, mode, stem, path, out_dir):
@@ -119,24 +143,35 @@ def compress(args, mode, stem, path, out_dir):
     if os.path.exists(out):
         return out
     cmd = [args.slimctl, "compress", "--offline", path, "--profile", profile, "-o", out]
-    if profile.startswith(("int8-static", "pruned")):
-        model = onnx.load(path, load_external_data=False)
-        data = os.path.join(out_dir, stem + ".calibration.npz")
-        rng = np.random.default_rng(0)
-        np.savez(data, **{name: rng.standard_normal([args.calibration_rows] + dims[1:]).astype(np.float32)
-                          for name, dims in input_shapes(model, 1, stem).items()})
-        cmd += ["--data", data]
+    if profile.startswith(("int8-static", "pruned", "low-rank")):
+        cmd += ["--data", synthetic(path, stem, args.calibration_rows, 0,
+                                    os.path.join(out_dir, stem + ".calibration.npz"))]
+    if mode in STRUCTURAL:
+        cmd += ["--eval", synthetic(path, stem, 64, 1, os.path.join(out_dir, stem + ".evaluation.npz"))]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         print(f"  failed ({p.returncode}): {' '.join(cmd)}\n  {p.stderr.strip()[-500:]}", file=sys.stderr)
         return None
+    with open(out[:-len(".onnx")] + ".txt", "w") as f:  # what compress said, for the table
+        f.write(p.stdout)
     return out
 
 
+def agreement(variant):
+    """(top-1 agreement %, SQNR dB) from what `slimctl compress --eval` said of the variant, or Nones."""
+    try:
+        with open(variant[:-len(".onnx")] + ".txt") as f:
+            m = re.search(r"top-1 agreement ([\d.]+) %, output SQNR (-?[\d.]+|inf) dB", f.read())
+    except OSError:
+        m = None
+    return (float(m.group(1)), float(m.group(2))) if m else (None, None)
+
+
 def parameters(path):
-    """Elements of the model's float initializers."""
+    """Elements of the model's float initializers (sparse ones counted at their full size)."""
     model = onnx.load(path)
-    return sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
+    dense = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
+    return dense + sum(int(np.prod(t.dims)) for t in model.graph.sparse_initializer)
 
 
 def main_variant(args, mode):
@@ -150,7 +185,7 @@ def main_variant(args, mode):
         variant = compress(args, mode, stem, path, out_dir)
         if variant is None:
             continue
-        kept = 100.0 * parameters(variant) / parameters(path) if mode == "pruned" else None
+        extra = (100.0 * parameters(variant) / parameters(path), *agreement(variant)) if mode in STRUCTURAL else ()
         for batch in [int(b) for b in args.batches.split(",")]:
             opts = ["--batch", str(batch), "--threads", str(args.threads), "--warmup-ms", str(args.warmup_ms),
                     "--runs", str(args.runs), "--json"]
@@ -165,16 +200,103 @@ def main_variant(args, mode):
                     if t is not None:
                         times[k].append(t)
             med = [statistics.median(v) if v else None for v in times.values()]
-            rows.append((stem, batch, *med, kept))
+            rows.append((stem, batch, *med, extra))
             print(f"{stem} batch {batch}: " + ", ".join(f"{k} {v} ms" for k, v in times.items()), file=sys.stderr)
     table = table_variant_markdown(rows, mode)
     print(table)
     if args.markdown:
-        what = "the same QDQ file" if mode == "int8" else "the same pruned file"
+        what = "the same QDQ file" if mode == "int8" else f"the same {mode} file"
+        profiles = ", ".join(f"{m}: `{p}`" for m, p in VARIANTS[mode][0].items())
         with open(args.markdown, "w") as f:
             f.write(f"# slimserve {mode} vs fp32 and ONNX Runtime on {what}\n\n{args.threads} threads, "
                     f"batches {args.batches}, {args.rounds} rounds of {args.runs} runs after {args.warmup_ms} ms "
                     f"warm-up; median of round medians.\n\n{table}\n")
+            if mode in STRUCTURAL:
+                f.write(f"\nProfiles: {profiles}; fitted on {args.calibration_rows} rows of seeded normal data. "
+                        "Agreement (top-1) and SQNR of the outputs against fp32 on 64 other such rows.\n")
+
+
+def layer_types(path):
+    """{node name: layer type} for the model's Conv and Gemm nodes."""
+    model = onnx.load(path, load_external_data=False)
+    dims = {i.name: list(i.dims) for i in model.graph.initializer}
+    types = {}
+    for n in model.graph.node:
+        w = dims.get(n.input[1]) if len(n.input) > 1 else None
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        if n.op_type == "Gemm":
+            types[n.name] = "Gemm (classifier)"
+        elif n.op_type == "Conv" and w and group > 1:
+            types[n.name] = f"depthwise {w[2]}x{w[3]}"
+        elif n.op_type == "Conv" and w and w[2:] == [1, 1]:
+            types[n.name] = "1x1, expand (in < out)" if w[0] > w[1] else "1x1, project (in >= out)"
+        elif n.op_type == "Conv" and w:
+            types[n.name] = f"full {w[2]}x{w[3]} (stem)"
+    return types
+
+
+def profile(cmd):
+    """(median_ms, {node: ms}) of one `slimctl bench --profile --json` run, or None."""
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or not lines:
+        print(f"  failed ({p.returncode}): {' '.join(cmd)}\n  {p.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    result = json.loads(lines[-1])
+    return result["median_ms"], {n["node"]: n["ms"] for n in result.get("nodes", [])}
+
+
+def main_sparse(args):
+    """Dense fp32 against the 90 %-sparse variant, per layer type, from per-node profiles in alternating
+    rounds (median per node over the rounds)."""
+    stem = "mobilenet_v2"
+    path = os.path.join(args.models, stem + ".onnx")
+    variant = compress(args, "sparse", stem, path, args.variant_dir or os.path.join(args.models, "sparse"))
+    if variant is None:
+        return 1
+    types = layer_types(path)
+    agree, sqnr = agreement(variant)
+    out = [f"# slimserve on MobileNetV2 with 90 % of its weights zeroed, per layer type\n",
+           f"Profile `{VARIANTS['sparse'][0][stem]}` (magnitude, per layer, least-squares recovery on "
+           f"{args.calibration_rows} rows; top-1 agreement {agree} %, SQNR {sqnr} dB against fp32 on 64 rows "
+           f"of synthetic data). {args.threads} threads, {args.rounds} rounds of {args.runs} profiled runs after "
+           f"{args.warmup_ms} ms warm-up, alternating; per node the median over rounds of its mean time. "
+           "The runtime picks the sparse 1x1 kernel per layer where it measures faster than oneDNN's dense "
+           "one (runtime/onednn/conv.cc); every other layer runs dense in both.\n"]
+    for batch in [int(b) for b in args.batches.split(",")]:
+        opts = ["--batch", str(batch), "--threads", str(args.threads), "--warmup-ms", str(args.warmup_ms),
+                "--runs", str(args.runs), "--json", "--profile"]
+        runs = {"dense": [], "sparse": []}
+        for r in range(args.rounds):
+            for k in (["dense", "sparse"] if r % 2 == 0 else ["sparse", "dense"]):
+                result = profile([args.slimctl, "bench", path if k == "dense" else variant] + opts)
+                if result:
+                    runs[k].append(result)
+        if not runs["dense"] or not runs["sparse"]:
+            continue
+        totals = {}  # type -> [layers, dense ms, sparse ms, layers faster sparse]
+        for node, kind in types.items():
+            d = [n.get(node) for _, n in runs["dense"]]
+            v = [n.get(node) for _, n in runs["sparse"]]
+            if None in d or None in v:
+                continue
+            t = totals.setdefault(kind, [0, 0.0, 0.0, 0])
+            dm, vm = statistics.median(d), statistics.median(v)
+            t[0] += 1
+            t[1] += dm
+            t[2] += vm
+            t[3] += vm < 0.9 * dm
+        whole = [statistics.median(m for m, _ in runs[k]) for k in ("dense", "sparse")]
+        out.append(f"\n## batch {batch}\n\n| layer type | layers | dense ms | sparse ms | dense/sparse | "
+                   "layers >10 % faster |\n|---|---:|---:|---:|---:|---:|")
+        for kind, (n, d, v, faster) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
+            out.append(f"| {kind} | {n} | {d:.3f} | {v:.3f} | {d / v:.2f} | {faster} |")
+        out.append(f"| whole model (median latency) | | {whole[0]:.3f} | {whole[1]:.3f} | {whole[0] / whole[1]:.2f} | |")
+    text = "\n".join(out) + "\n"
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
 
 
 def table_variant_markdown(rows, mode):
@@ -184,12 +306,19 @@ def table_variant_markdown(rows, mode):
     def ratio(a, b):
         return f"{a / b:.2f}" if a and b else "-"
 
+    def num(v, unit):
+        return f"{v:.1f} {unit}" if v is not None else "-"
+
     head = f"| model | batch | fp32 ms | {mode} ms | ORT {mode} ms | fp32/{mode} | {mode}/ORT {mode} |"
-    lines = [head + (" parameters kept |" if mode == "pruned" else ""),
-             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if mode == "pruned" else "")]
-    for stem, batch, f, v, o, kept in rows:
+    structural = mode in STRUCTURAL
+    lines = [head + (" parameters kept | agreement | SQNR |" if structural else ""),
+             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if structural else "")]
+    for stem, batch, f, v, o, extra in rows:
         line = f"| {stem} | {batch} | {ms(f)} | {ms(v)} | {ms(o)} | {ratio(f, v)} | {ratio(v, o)} |"
-        lines.append(line + (f" {kept:.1f} % |" if kept is not None else ""))
+        if structural:
+            kept, agree, sqnr = extra
+            line += f" {kept:.1f} % | {num(agree, '%')} | {num(sqnr, 'dB')} |"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -5,7 +5,9 @@
 # bench/results.md. Extra arguments go to compare.py (e.g. --only resnet18 --batches 1); with
 # --int8 it compares slimserve fp32, slimserve int8 and ONNX Runtime on the int8 QDQ file instead,
 # writing bench/results_int8.md; with --pruned the same for structurally pruned models, writing
-# bench/results_pruned.md.
+# bench/results_pruned.md; with --low-rank for the transformer's factorized MatMuls,
+# bench/results_lowrank.md; with --sparse MobileNetV2 with 90 % of its weights zeroed, per layer
+# type, bench/results_sparse.md.
 set -euo pipefail
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
@@ -24,5 +26,7 @@ slimctl=${SLIMCTL:-$root/build/release/cli/slimctl}
 results=$root/bench/results.md
 [[ " $* " == *" --int8 "* ]] && results=$root/bench/results_int8.md
 [[ " $* " == *" --pruned "* ]] && results=$root/bench/results_pruned.md
+[[ " $* " == *" --low-rank "* ]] && results=$root/bench/results_lowrank.md
+[[ " $* " == *" --sparse "* ]] && results=$root/bench/results_sparse.md
 /usr/bin/python3 "$root/bench/compare.py" --slimctl "$slimctl" --models "$cache/bench_models" \
   --markdown "$results" "$@"

@@ -21,6 +21,41 @@ absl::Status ToProto(const Tensor& t, const std::string& name, onnx::TensorProto
   return absl::OkStatus();
 }
 
+// Float constants of at least this many elements, two thirds or more of
+// them zero, are stored sparse (values and int64 positions: 12 bytes per
+// non-zero instead of 4 per element).
+constexpr int64_t kSparseMinElements = 4096;
+
+bool StoreSparse(const Tensor& t) {
+  if (t.dtype() != DataType::kFloat32 || t.num_elements() < kSparseMinElements) return false;
+  const float* v = t.data<float>();
+  const int64_t zeros = std::count(v, v + t.num_elements(), 0.0f);
+  return 3 * zeros >= 2 * t.num_elements();
+}
+
+// The non-zero values of `t` and their linear positions (ONNX's
+// SparseTensorProto, format (b)).
+void ToSparseProto(const Tensor& t, const std::string& name, onnx::SparseTensorProto& proto) {
+  for (int64_t d : t.shape()) proto.add_dims(d);
+  onnx::TensorProto& values = *proto.mutable_values();
+  onnx::TensorProto& indices = *proto.mutable_indices();
+  values.set_name(name);
+  values.set_data_type(static_cast<int>(DataType::kFloat32));
+  indices.set_data_type(static_cast<int>(DataType::kInt64));
+  std::vector<float> nonzero;
+  std::vector<int64_t> positions;
+  const float* v = t.data<float>();
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    if (v[i] == 0) continue;
+    nonzero.push_back(v[i]);
+    positions.push_back(i);
+  }
+  values.add_dims(static_cast<int64_t>(nonzero.size()));
+  indices.add_dims(static_cast<int64_t>(positions.size()));
+  values.set_raw_data(nonzero.data(), nonzero.size() * sizeof(float));
+  indices.set_raw_data(positions.data(), positions.size() * sizeof(int64_t));
+}
+
 void ToProto(const ValueInfo& info, onnx::ValueInfoProto& proto) {
   proto.set_name(info.name);
   onnx::TypeProto::Tensor* type = proto.mutable_type()->mutable_tensor_type();
@@ -108,7 +143,14 @@ absl::StatusOr<std::string> ExportOnnxBytes(const Graph& graph) {
   std::vector<const std::string*> names;
   for (const auto& [name, t] : graph.initializers) names.push_back(&name);
   std::sort(names.begin(), names.end(), [](const auto* a, const auto* b) { return *a < *b; });
-  for (const std::string* name : names) RETURN_IF_ERROR(ToProto(graph.initializers.at(*name), *name, *g->add_initializer()));
+  for (const std::string* name : names) {
+    const Tensor& t = graph.initializers.at(*name);
+    if (StoreSparse(t)) {
+      ToSparseProto(t, *name, *g->add_sparse_initializer());
+    } else {
+      RETURN_IF_ERROR(ToProto(t, *name, *g->add_initializer()));
+    }
+  }
   for (const Node& node : graph.nodes) RETURN_IF_ERROR(ToProto(node, graph.opset, *g->add_node()));
   std::string bytes;
   if (!model.SerializeToString(&bytes)) {

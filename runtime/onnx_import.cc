@@ -130,8 +130,12 @@ absl::StatusOr<Graph> ConvertModel(const onnx::ModelProto& model, const std::str
           absl::StrCat("initializer '", init.name(), "' is defined twice"));
     }
   }
-  if (g.sparse_initializer_size() > 0) {
-    return absl::UnimplementedError("sparse initializers are not supported");
+  for (const auto& sparse : g.sparse_initializer()) {
+    ASSIGN_OR_RETURN(Tensor t, DenseFromSparseProto(sparse, base_dir, options.max_tensor_bytes));
+    if (!graph.initializers.emplace(sparse.values().name(), std::move(t)).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("initializer '", sparse.values().name(), "' is defined twice"));
+    }
   }
   for (const auto& in : g.input()) {
     if (graph.initializers.contains(in.name())) continue;  // an initializer with a default

@@ -151,6 +151,44 @@ absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std
   return t;
 }
 
+absl::StatusOr<Tensor> DenseFromSparseProto(const onnx::SparseTensorProto& proto, const std::string& base_dir,
+                                            int64_t max_tensor_bytes) {
+  const std::string label = absl::StrCat("sparse ", TensorLabel(proto.values()));
+  ASSIGN_OR_RETURN(const Tensor values, TensorFromProto(proto.values(), base_dir, max_tensor_bytes));
+  ASSIGN_OR_RETURN(const Tensor indices, TensorFromProto(proto.indices(), base_dir, max_tensor_bytes));
+  const Shape shape(proto.dims().begin(), proto.dims().end());
+  const int64_t nnz = values.num_elements();
+  const bool coordinates = indices.rank() == 2 && indices.shape()[1] == static_cast<int64_t>(shape.size());
+  if (values.rank() != 1 || indices.dtype() != DataType::kInt64 || !(indices.rank() == 1 || coordinates) ||
+      indices.shape()[0] != nnz) {
+    return absl::InvalidArgumentError(absl::StrCat(label, ": needs 1-D values and int64 indices of shape [",
+                                                   nnz, "] or [", nnz, ", ", shape.size(), "]"));
+  }
+  absl::StatusOr<Tensor> allocated = Tensor::Allocate(values.dtype(), shape, max_tensor_bytes);
+  if (!allocated.ok()) return absl::Status(allocated.status().code(), absl::StrCat(label, ": ", allocated.status().message()));
+  Tensor dense = *std::move(allocated);
+  std::memset(dense.raw_data(), 0, dense.byte_size());
+  const size_t element = DataTypeSize(values.dtype());
+  const int64_t* index = indices.data<int64_t>();
+  for (int64_t i = 0; i < nnz; ++i) {
+    int64_t at = index[i];
+    if (coordinates) {
+      at = 0;
+      for (size_t d = 0; d < shape.size(); ++d) {
+        const int64_t c = index[i * shape.size() + d];
+        if (c < 0 || c >= shape[d]) return absl::InvalidArgumentError(absl::StrCat(label, ": index out of range"));
+        at = at * shape[d] + c;
+      }
+    }
+    if (at < 0 || at >= dense.num_elements()) {
+      return absl::InvalidArgumentError(absl::StrCat(label, ": index ", at, " out of range"));
+    }
+    std::memcpy(static_cast<char*>(dense.raw_data()) + at * element,
+                static_cast<const char*>(values.raw_data()) + i * element, element);
+  }
+  return dense;
+}
+
 absl::StatusOr<Tensor> ReadTensorProtoFile(const std::string& path, std::string* name) {
   std::ifstream file(path, std::ios::binary);
   if (!file) return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));

@@ -16,6 +16,11 @@ namespace slimserve::runtime {
 absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::string& base_dir,
                                        int64_t max_tensor_bytes);
 
+// A sparse initializer as a dense tensor: `values` at the positions given by
+// `indices` (int64, linear [NNZ] or coordinates [NNZ, rank]), zeros elsewhere.
+absl::StatusOr<Tensor> DenseFromSparseProto(const onnx::SparseTensorProto& proto, const std::string& base_dir,
+                                            int64_t max_tensor_bytes);
+
 // Reads a serialized TensorProto file; `name` receives its name field.
 absl::StatusOr<Tensor> ReadTensorProtoFile(const std::string& path, std::string* name = nullptr);
 

@@ -1,12 +1,16 @@
 // Convolution on oneDNN: Conv and FusedConv (with an activation and an
 // optional residual addend as post-ops). For 3x3 stride-1 convolutions both
 // direct and Winograd algorithms are built and the faster one is kept, if it
-// matches the direct result.
+// matches the direct result. 1x1 convolutions whose weights are mostly zero
+// also try slimserve's own sparse kernel (runtime/reference/sparse.h), kept
+// where it is clearly faster than oneDNN's dense one.
 #include <cmath>
+#include <optional>
 
 #include "runtime/activation.h"
 #include "runtime/onednn/common.h"
 #include "runtime/onednn/ops.h"
+#include "runtime/reference/sparse.h"
 #include "runtime/status_macros.h"
 
 namespace slimserve::runtime::onednn {
@@ -14,13 +18,123 @@ namespace {
 
 using dnnl::memory;
 
-// Largest relative difference from direct convolution accepted for Winograd.
+// Largest relative difference from direct convolution accepted for Winograd
+// and the sparse kernel.
 constexpr double kWinogradTolerance = 1e-4;
+// The sparse kernel is tried on weights with at most this share not zero,
+// and kept when it takes at most kSparseMargin of the dense kernel's time
+// (its row-major output may cost the next layer a reorder).
+constexpr double kMaxSparseDensity = 0.5;
+constexpr double kSparseMargin = 0.8;
+
+dnnl::memory::desc ChannelsLast(const Shape& shape) {
+  return dnnl::memory::desc(ToDims(shape), dnnl::memory::data_type::f32, dnnl::memory::format_tag::nhwc);
+}
+dnnl::memory::desc Blocked16(const Shape& shape) {
+  return dnnl::memory::desc(ToDims(shape), dnnl::memory::data_type::f32, dnnl::memory::format_tag::nChw16c);
+}
+
+// `md` as a layout the sparse kernel reads and writes, if it is one.
+std::optional<reference::SparseLayout> SparseLayoutOf(const dnnl::memory::desc& md, const Shape& shape) {
+  using L = reference::SparseLayout;
+  if (md == RowMajorDesc(shape)) return L::kRowMajor;
+  if (!reference::SparseChannelGroups()) return std::nullopt;
+  if (md == Blocked16(shape)) return L::kBlocked16;
+  if (md == ChannelsLast(shape)) return L::kChannelsLast;
+  return std::nullopt;
+}
+
+// A 1x1 convolution on mostly-zero weights (reference/sparse.h) writing y,
+// and reading a residual addend, in `dst` (one of SparseLayoutOf's); an x
+// or addend in another layout is reordered into scratch first.
+class SparseConvKernel final : public Kernel {
+ public:
+  SparseConvKernel(const OpContext& c, reference::SparseRows weights, Activation activation,
+                   const dnnl::memory::desc& dst, reference::SparseLayout y_layout)
+      : engine_(c.engine),
+        weights_(std::move(weights)),
+        activation_(activation),
+        threads_(c.request.num_threads),
+        y_layout_(y_layout) {
+    if (c.has_input(2)) bias_.assign(c.input(2).constant->data<float>(), c.input(2).constant->data<float>() + weights_.rows);
+    const Shape& x = c.input(0).shape;
+    batch_ = x[0];
+    spatial_ = x[2] * x[3];
+    const std::optional<reference::SparseLayout> x_layout = SparseLayoutOf(ActualDesc(c.input(0)), x);
+    x_layout_ = x_layout.value_or(reference::SparseLayout::kRowMajor);
+    Bind(c, 0, x_layout.has_value() ? ActualDesc(c.input(0)) : RowMajorDesc(x), inputs_[0]);
+    if (c.has_input(3)) Bind(c, 3, dst, inputs_[1]);
+    if (x_layout_ != reference::SparseLayout::kRowMajor) {  // x made row-major per image
+      rows_offset_ = scratch_bytes_;
+      scratch_bytes_ += weights_.cols * spatial_ * static_cast<int64_t>(sizeof(float));
+    }
+  }
+
+  absl::Status Run(const KernelArgs& args) const override {
+    const float* data[2] = {nullptr, nullptr};  // x, addend
+    char* scratch = static_cast<char*>(args.scratch);
+    try {
+      for (int k = 0; k < 2; ++k) {
+        const Input& in = inputs_[k];
+        if (in.index < 0) continue;
+        const Tensor& t = args.inputs[in.index];
+        data[k] = t.data<float>();
+        if (in.reorder == nullptr) continue;
+        dnnl::memory src(in.actual, engine_, const_cast<void*>(t.raw_data())), dst(in.wanted, engine_, scratch + in.offset);
+        in.reorder->execute(ThreadStream(engine_), src, dst);
+        ThreadStream(engine_).wait();
+        data[k] = reinterpret_cast<const float*>(scratch + in.offset);
+      }
+    } catch (const dnnl::error& e) {
+      return DnnlError(e, "reordering a sparse convolution's input");
+    }
+    reference::SparseConv1x1(weights_, bias_.empty() ? nullptr : bias_.data(), data[1], activation_, data[0],
+                             x_layout_, args.outputs[0].data<float>(), y_layout_, batch_, spatial_,
+                             reinterpret_cast<float*>(scratch + rows_offset_), threads_);
+    return absl::OkStatus();
+  }
+  size_t scratch_bytes() const override { return static_cast<size_t>(scratch_bytes_); }
+
+ private:
+  struct Input {
+    int index = -1;  // of the node's inputs; -1: none
+    dnnl::memory::desc actual, wanted;
+    std::shared_ptr<dnnl::reorder> reorder;  // when actual is not wanted
+    int64_t offset = 0;                      // in scratch
+  };
+
+  void Bind(const OpContext& c, int index, const dnnl::memory::desc& wanted, Input& in) {
+    in.index = index;
+    in.actual = ActualDesc(c.input(index));
+    in.wanted = wanted;
+    if (in.actual == in.wanted) return;
+    in.reorder = std::make_shared<dnnl::reorder>(dnnl::reorder::primitive_desc(engine_, in.actual, engine_, wanted));
+    in.offset = scratch_bytes_;
+    scratch_bytes_ += (static_cast<int64_t>(wanted.get_size()) + 63) / 64 * 64;
+  }
+
+  dnnl::engine engine_;
+  reference::SparseRows weights_;
+  std::vector<float> bias_;
+  Activation activation_;
+  int threads_;
+  reference::SparseLayout x_layout_ = reference::SparseLayout::kRowMajor, y_layout_;
+  int64_t batch_ = 0, spatial_ = 0, scratch_bytes_ = 0, rows_offset_ = 0;
+  Input inputs_[2];
+};
 
 struct Candidate {
   dnnl::convolution_forward::primitive_desc pd;
   std::unique_ptr<PrimitiveKernel> kernel;
 };
+
+// The output a kernel writes, as a value's description.
+std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& md) {
+  std::vector<TensorDesc> outs(c.request.outputs.begin(), c.request.outputs.end());
+  outs[0].layout = LayoutFor(c.backend, md, outs[0].shape);
+  outs[0].bytes = static_cast<int64_t>(md.get_size());
+  return outs;
+}
 
 }  // namespace
 
@@ -110,7 +224,14 @@ KernelOr CompileConv(const OpContext& c) {
     algorithms.insert(algorithms.begin(), dnnl::algorithm::convolution_winograd);
   }
 
-  const bool measure = algorithms.size() > 1 && variant == kMeasuredPerLayer && c.request.measure;
+  const bool pointwise = x.shape.size() == 4 && group == 1 && w.shape[2] == 1 && w.shape[3] == 1 &&
+                         g.strides == memory::dims{1, 1} && g.pad_l == memory::dims{0, 0} &&
+                         g.pad_r == memory::dims{0, 0};
+  const bool try_sparse = pointwise && c.request.measure;
+  reference::SparseRows rows;
+  if (try_sparse) rows = reference::SparseRows::FromDense(w.constant->data<float>(), oc, w.shape[1]);
+  const bool sparse = try_sparse && rows.density() <= kMaxSparseDensity;
+  const bool measure = (algorithms.size() > 1 || sparse) && variant == kMeasuredPerLayer && c.request.measure;
   std::vector<Candidate> candidates;
   for (dnnl::algorithm algorithm : algorithms) {
     if (!measure && !candidates.empty()) break;
@@ -167,6 +288,29 @@ KernelOr CompileConv(const OpContext& c) {
         max_diff = std::max<double>(max_diff, std::fabs(results[i][k] - results[0][k]));
       }
       if (max_diff / max_ref <= kWinogradTolerance && times[i] < times[best]) best = i;
+    }
+  }
+  if (sparse) {
+    // Writes what the dense kernel would: nChw16c or row-major.
+    const dnnl::memory::desc dst = candidates[best].pd.dst_desc();
+    const std::optional<reference::SparseLayout> layout = SparseLayoutOf(dst, y);
+    if (layout.has_value() && (*layout == reference::SparseLayout::kRowMajor || oc % 16 == 0)) {
+      auto kernel = std::make_unique<SparseConvKernel>(c, std::move(rows), fused ? FusedActivation(node) : Activation{},
+                                                       dst, *layout);
+      std::vector<float> dense_result, sparse_result;
+      ASSIGN_OR_RETURN(const double dense_ms, TimeKernel(c.engine, *candidates[best].kernel, c.request.inputs,
+                                                         OutputsIn(c, dst), 3, &dense_result));
+      ASSIGN_OR_RETURN(const double sparse_ms,
+                       TimeKernel(c.engine, *kernel, c.request.inputs, OutputsIn(c, dst), 3, &sparse_result));
+      double max_ref = 1e-30, max_diff = 0;
+      for (size_t k = 0; k < dense_result.size(); ++k) {
+        max_ref = std::max<double>(max_ref, std::fabs(dense_result[k]));
+        max_diff = std::max<double>(max_diff, std::fabs(sparse_result[k] - dense_result[k]));
+      }
+      if (max_diff / max_ref <= kWinogradTolerance && sparse_ms <= kSparseMargin * dense_ms) {
+        c.SetOutputFormat(0, dst);
+        return kernel;
+      }
     }
   }
   c.SetOutputFormat(0, candidates[best].pd.dst_desc());

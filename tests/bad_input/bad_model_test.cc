@@ -1,6 +1,7 @@
 // Malformed and hostile models: each must fail to load (or to run) with a
 // clear status naming the problem, allocate nothing before sizes are checked,
 // and never crash. Run under ASan/UBSan in CI.
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -8,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
 #include "runtime/executor.h"
+#include "runtime/onnx_export.h"
 #include "runtime/onnx_import.h"
 
 namespace slimserve::runtime {
@@ -140,6 +142,52 @@ TEST(BadModelTest, HugeAndNegativeShapesFailBeforeAllocation) {
   Tensor x = Tensor::Allocate(DataType::kFloat32, {4}).value();
   auto run = (*executor)->Run({x});
   EXPECT_FALSE(run.ok());
+}
+
+// x + w with w = [0, 2, 0, 5] stored sparse (values at linear positions).
+onnx::ModelProto SparseModel(std::vector<int64_t> positions, std::vector<int64_t> dims = {4}) {
+  onnx::ModelProto model = BaseModel();
+  onnx::SparseTensorProto* w = model.mutable_graph()->add_sparse_initializer();
+  for (int64_t d : dims) w->add_dims(d);
+  w->mutable_values()->set_name("w");
+  w->mutable_values()->set_data_type(onnx::TensorProto::FLOAT);
+  w->mutable_values()->add_dims(2);
+  w->mutable_values()->add_float_data(2);
+  w->mutable_values()->add_float_data(5);
+  w->mutable_indices()->set_data_type(onnx::TensorProto::INT64);
+  w->mutable_indices()->add_dims(static_cast<int64_t>(positions.size()));
+  for (int64_t p : positions) w->mutable_indices()->add_int64_data(p);
+  AddNode(model, "Add", {"x", "w"}, {"y"});
+  return model;
+}
+
+TEST(BadModelTest, SparseInitializersLoadAndBadOnesAreNamed) {
+  auto graph = ImportOnnxBytes(SparseModel({1, 3}).SerializeAsString(), "", {});
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  const Tensor& w = graph->initializers.at("w");
+  EXPECT_EQ(std::vector<float>(w.data<float>(), w.data<float>() + 4), (std::vector<float>{0, 2, 0, 5}));
+
+  ExpectError(Load(SparseModel({1, 4})), absl::StatusCode::kInvalidArgument, "sparse tensor 'w': index 4 out of range");
+  ExpectError(Load(SparseModel({1})), absl::StatusCode::kInvalidArgument, "sparse tensor 'w': needs 1-D values");
+  ExpectError(Load(SparseModel({1, 3}, {int64_t{1} << 20, int64_t{1} << 20})), absl::StatusCode::kResourceExhausted,
+              "sparse tensor 'w'");
+
+  // Export stores a mostly-zero float constant sparse, and reads back the same values.
+  Graph dense;
+  Tensor big = Tensor::Allocate(DataType::kFloat32, {64, 128}).value();
+  for (int64_t i = 0; i < big.num_elements(); ++i) big.data<float>()[i] = i % 10 == 3 ? 0.5f * i : 0.0f;
+  dense.initializers["big"] = big;
+  dense.opset = 13;
+  auto bytes = ExportOnnxBytes(dense);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  onnx::ModelProto exported;
+  ASSERT_TRUE(exported.ParseFromString(*bytes));
+  EXPECT_EQ(exported.graph().sparse_initializer_size(), 1);
+  EXPECT_LT(bytes->size(), big.byte_size() / 3);
+  auto back = ImportOnnxBytes(*bytes, "", {});
+  ASSERT_TRUE(back.ok()) << back.status();
+  const Tensor& read = back->initializers.at("big");
+  EXPECT_EQ(std::memcmp(read.raw_data(), big.raw_data(), big.byte_size()), 0);
 }
 
 TEST(BadModelTest, ExternalDataMustStayInTheModelFolder) {
