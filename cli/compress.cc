@@ -41,7 +41,8 @@ constexpr char kCompressUsage[] =
     "                     pruned takes structure=filter|weight|vector|kernel (default filter: whole\n"
     "                     output channels, removed; the others zero single weights, 1x4 vectors or kh x kw\n"
     "                     kernels), sparsity=S in [0, 1) (default 0.5), criterion=l1|l2|bn-gamma,\n"
-    "                     context=local|global (the same share per layer, or one threshold for all).\n"
+    "                     context=local|global|sensitivity (the same share per layer, one threshold for\n"
+    "                     all, or each layer's share from its measured effect on the output; not filters).\n"
     "                     low-rank takes ratio=R in (0, 1) (default 0.5: r (in + out) = R in out) or\n"
     "                     energy=E in (0, 1] (the least rank keeping that share of the outputs' energy).\n"
     "                     Profiles joined by -> are a chain, one variant: 'pruned,sparsity=0.5 -> int8-static'\n"
@@ -90,8 +91,8 @@ absl::Status Compress(const Args& args) {
   runtime::Graph& variant = built.graph;
   if (compression::Restructures(profile.kind)) {
     const compression::PruneReport& pruning = built.pruning;
-    std::cout << absl::StrFormat("%s: %d layers changed; parameters %d -> %d (%d not zero, %.1f %%)\n",
-                                 compression::ProfileText(profile), pruning.layers.size(), pruning.parameters_before,
+    std::cout << absl::StrFormat("%s: parameters %d -> %d (%d not zero, %.1f %%)\n",
+                                 compression::ProfileText(profile), pruning.parameters_before,
                                  pruning.parameters_after, pruning.nonzero_after,
                                  100.0 * pruning.nonzero_after / std::max<int64_t>(1, pruning.parameters_before));
     for (const std::string& layer : pruning.layers) std::cout << "  " << layer << "\n";

@@ -108,6 +108,7 @@ absl::Status CompressOnServer(const Args& args) {
   std::cout << v1::Job::State_Name(job.state()) << (job.cache_hit() ? " (cache hit)" : "") << ": " << job.message()
             << "\n";
   for (const std::string& kept : job.kept_fp32()) std::cout << "  fp32: " << kept << "\n";
+  for (const std::string& layer : job.layers()) std::cout << "  " << layer << "\n";
   if (job.state() == v1::Job::SUCCEEDED) {
     std::cout << "served as " << job.model() << "." << job.variant() << " (slimctl variants " << job.model() << ")\n";
   }

@@ -20,13 +20,14 @@ int64_t ArgMax(const float* row, int64_t n) { return std::max_element(row, row +
 
 }  // namespace
 
-absl::StatusOr<CompiledGraph> Compile(runtime::Graph graph, int num_threads) {
+absl::StatusOr<CompiledGraph> Compile(runtime::Graph graph, int num_threads, bool measure_kernels) {
   CompiledGraph c;
   RETURN_IF_ERROR(runtime::Optimize(graph, {}));
   ASSIGN_OR_RETURN(c.backends, runtime::MakeBackends("auto", num_threads));
   runtime::ExecutorOptions options;
   options.num_threads = num_threads;
   options.backends = c.backends.pointers();
+  options.measure_kernels = measure_kernels;
   ASSIGN_OR_RETURN(c.executor, runtime::Executor::Create(std::move(graph), options));
   return c;
 }

@@ -48,7 +48,7 @@ struct CompiledGraph {
   runtime::BackendSet backends;  // the executor's kernels borrow them
   std::unique_ptr<runtime::Executor> executor;
 };
-absl::StatusOr<CompiledGraph> Compile(runtime::Graph graph, int num_threads);
+absl::StatusOr<CompiledGraph> Compile(runtime::Graph graph, int num_threads, bool measure_kernels = true);
 
 // Both graphs are optimized and compiled here; their first outputs must have
 // rows first (classes along the last dimension for top-1).

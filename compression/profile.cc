@@ -123,10 +123,11 @@ absl::StatusOr<Profile> ParseStep(absl::string_view text) {
         return absl::InvalidArgumentError(absl::StrCat("unknown criterion '", value, "'; known: ", Names(kCriteria)));
       }
     } else if (key == "context") {
-      if (value != "local" && value != "global") {
-        return absl::InvalidArgumentError(absl::StrCat("context is local or global, not '", value, "'"));
+      if (value != "local" && value != "global" && value != "sensitivity") {
+        return absl::InvalidArgumentError(absl::StrCat("context is local, global or sensitivity, not '", value, "'"));
       }
       p.prune.global = value == "global";
+      p.prune.sensitivity = value == "sensitivity";
     } else if (key == "sparsity") {
       if (!absl::SimpleAtod(value, &p.prune.sparsity) || !(p.prune.sparsity >= 0 && p.prune.sparsity < 1)) {
         return absl::InvalidArgumentError(absl::StrCat("sparsity must be a number in [0, 1), not '", value, "'"));
@@ -163,6 +164,9 @@ absl::StatusOr<Profile> ParseStep(absl::string_view text) {
           "'; options: calibration, percentile, samples, data, activations, keep; for pruned: structure, sparsity, "
           "criterion, context, samples, data; for low-rank: ratio, energy, samples, data"));
     }
+  }
+  if (p.prune.sensitivity && p.prune.structure == PruneStructure::kFilter) {
+    return absl::InvalidArgumentError("context=sensitivity applies to structure=weight, vector or kernel");
   }
   return p;
 }
@@ -205,7 +209,7 @@ std::string ProfileText(const Profile& profile) {
   if (profile.kind == ProfileKind::kPruned) {
     const PruneOptions& o = profile.prune;
     absl::StrAppend(&text, ",structure=", TextOf(kStructures, o.structure), ",sparsity=", o.sparsity,
-                    ",criterion=", TextOf(kCriteria, o.criterion), ",context=", o.global ? "global" : "local");
+                    ",criterion=", TextOf(kCriteria, o.criterion), ",context=", o.sensitivity ? "sensitivity" : o.global ? "global" : "local");
   }
   if (profile.kind == ProfileKind::kLowRank) {
     if (profile.low_rank.energy > 0) {

@@ -45,7 +45,7 @@ struct Profile {
 // pruned or low-rank; keys calibration (minmax|percentile|entropy|mse), percentile,
 // samples, data, activations (u8|s8), keep (repeatable: a node name, an op
 // type or "depthwise"); for pruned structure (filter|weight|vector|kernel),
-// sparsity, criterion (l1|l2|bn-gamma), context (local|global), samples,
+// sparsity, criterion (l1|l2|bn-gamma), context (local|global|sensitivity), samples,
 // data; for low-rank ratio or energy, samples, data. Profiles joined by "->" make a chain, calibrated on one data set.
 // Errors name the part that is wrong.
 absl::StatusOr<Profile> ParseProfile(absl::string_view text);

@@ -14,6 +14,7 @@ TEST(ProfileTest, TextRoundTripsThroughTheCanonicalForm) {
                            "pruned,structure=weight,sparsity=0.8,criterion=l2,context=global,samples=64,data=calib",
                            "pruned,structure=filter,sparsity=0.5,criterion=l1,context=local,samples=512 -> "
                            "int8-static,calibration=minmax,samples=512",
+                           "pruned,structure=weight,sparsity=0.9,criterion=l1,context=sensitivity,samples=512",
                            "low-rank,ratio=0.3,samples=512", "low-rank,energy=0.95,samples=64,data=calib",
                            "low-rank,ratio=0.5,samples=512 -> int8-dynamic"}) {
     absl::StatusOr<Profile> p = ParseProfile(text);
@@ -61,7 +62,8 @@ TEST(ProfileTest, ErrorsNameWhatIsWrong) {
       {"pruned,sparsity=-0.1", "sparsity must be a number in [0, 1)"},
       {"pruned,structure=row", "unknown structure 'row'; known: filter, weight, vector, kernel"},
       {"pruned,criterion=l3", "unknown criterion 'l3'"},
-      {"pruned,context=world", "context is local or global"},
+      {"pruned,context=world", "context is local, global or sensitivity"},
+      {"pruned,context=sensitivity", "context=sensitivity applies to structure=weight, vector or kernel"},
       {"int8-static,sparsity=0.5", "'sparsity' applies to pruned only"},
       {"pruned,keep=Conv", "'keep' applies to bf16 and int8 only"},
       {"bf16,data=x", "'data' applies to int8-static, pruned and low-rank only"},

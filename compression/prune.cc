@@ -512,8 +512,8 @@ absl::StatusOr<PruneReport> PruneWeights(Graph& graph, const PruneOptions& optio
     }
   }
   // The score below which a group goes: per layer, or one for all.
-  auto threshold = [&](std::vector<float> scores) -> float {
-    const size_t drop = static_cast<size_t>(options.sparsity * scores.size());
+  auto threshold = [&](std::vector<float> scores, double sparsity) -> float {
+    const size_t drop = static_cast<size_t>(sparsity * scores.size());
     if (drop == 0) return -1;
     std::nth_element(scores.begin(), scores.begin() + (drop - 1), scores.end());
     return scores[drop - 1];
@@ -522,12 +522,15 @@ absl::StatusOr<PruneReport> PruneWeights(Graph& graph, const PruneOptions& optio
   if (options.global) {
     std::vector<float> all;
     for (const Layer& layer : layers) all.insert(all.end(), layer.scores.begin(), layer.scores.end());
-    global = threshold(std::move(all));
+    global = threshold(std::move(all), options.sparsity);
   }
   PruneReport report;
   for (const Layer& layer : layers) {
     Node& node = graph.nodes[layer.node];
-    const float limit = options.global ? global : threshold(layer.scores);
+    const auto own = options.layer_sparsity.find(node.name);
+    const float limit = options.global ? global
+                                       : threshold(layer.scores, own == options.layer_sparsity.end() ? options.sparsity
+                                                                                                      : own->second);
     Tensor& w = OwnConstant(graph, node, 1);
     int64_t zeros = 0;
     for (int64_t f = 0; f < w.num_elements(); ++f) {
@@ -745,6 +748,83 @@ absl::StatusOr<PruneReport> Prune(Graph& graph, const PruneOptions& options) {
   report.parameters_after = after.total;
   report.nonzero_after = after.total - after.zeros;
   return report;
+}
+
+absl::StatusOr<std::vector<LayerSensitivity>> SensitivityAnalysis(const Graph& graph, const PruneOptions& options,
+                                                                   absl::Span<const std::vector<Tensor>> batches,
+                                                                   int num_threads, const Progress& progress) {
+  if (options.structure == PruneStructure::kFilter) {
+    return absl::InvalidArgumentError("sensitivity analysis prunes weights, vectors or kernels, not filters");
+  }
+  // The layers: what pruning nothing visits.
+  Graph all = graph;
+  PruneOptions none = options;
+  none.sparsity = 0;
+  none.global = false;
+  none.layer_sparsity.clear();
+  ASSIGN_OR_RETURN(const PruneReport layers, Prune(all, none));
+  // The model's own outputs, then each layer alone at each level.
+  auto outputs = [&](Graph g) -> absl::StatusOr<std::vector<Tensor>> {
+    ASSIGN_OR_RETURN(CompiledGraph c, Compile(std::move(g), num_threads, /*measure_kernels=*/false));
+    std::vector<Tensor> first;
+    for (const auto& batch : batches) {
+      ASSIGN_OR_RETURN(std::vector<Tensor> out, c.executor->Run(batch));
+      first.push_back(out[0].Clone());
+    }
+    return first;
+  };
+  ASSIGN_OR_RETURN(const std::vector<Tensor> reference, outputs(all));
+  std::vector<LayerSensitivity> result;
+  const size_t levels = std::size(kSensitivityLevels);
+  for (const auto& [name, kept] : layers.kept_outputs) {
+    LayerSensitivity layer{name, 0, {}};
+    for (const Node& node : all.nodes) {
+      if (node.name == name) layer.weights = FloatConstant(all, node, 1)->num_elements();
+    }
+    for (double level : kSensitivityLevels) {
+      RETURN_IF_ERROR(Report(progress, static_cast<double>(result.size() * levels + layer.sqnr_db.size()) /
+                                           (layers.kept_outputs.size() * levels)));
+      Graph pruned = all;
+      PruneOptions one = none;
+      one.layer_sparsity[name] = level;
+      RETURN_IF_ERROR(Prune(pruned, one).status());
+      ASSIGN_OR_RETURN(const std::vector<Tensor> out, outputs(std::move(pruned)));
+      double signal = 0, noise = 0;
+      for (size_t b = 0; b < out.size(); ++b) {
+        const float* y = reference[b].data<float>();
+        const float* z = out[b].data<float>();
+        for (int64_t i = 0; i < out[b].num_elements(); ++i) signal += double{y[i]} * y[i], noise += (double{y[i]} - z[i]) * (double{y[i]} - z[i]);
+      }
+      layer.sqnr_db.push_back(noise > 0 ? 10 * std::log10(signal / noise) : 200.0);
+    }
+    result.push_back(std::move(layer));
+  }
+  return result;
+}
+
+std::map<std::string, double> AllocateSparsity(const std::vector<LayerSensitivity>& layers, double sparsity) {
+  const size_t levels = std::size(kSensitivityLevels);
+  auto level = [](int i) { return i < 0 ? 0.0 : kSensitivityLevels[i]; };
+  auto noise = [&](const LayerSensitivity& l, int i) { return i < 0 ? 0.0 : std::pow(10.0, -l.sqnr_db[i] / 10); };
+  std::vector<int> at(layers.size(), -1);  // each layer's level, -1: none pruned
+  double total = 0, removed = 0;
+  for (const LayerSensitivity& l : layers) total += static_cast<double>(l.weights);
+  while (removed < sparsity * total) {
+    int best = -1;
+    double best_cost = 0;
+    for (size_t k = 0; k < layers.size(); ++k) {
+      if (at[k] + 1 >= static_cast<int>(levels) || layers[k].weights == 0) continue;
+      const double cost = (noise(layers[k], at[k] + 1) - noise(layers[k], at[k])) /
+                          (layers[k].weights * (level(at[k] + 1) - level(at[k])));
+      if (best < 0 || cost < best_cost) best = static_cast<int>(k), best_cost = cost;
+    }
+    if (best < 0) break;  // every layer at the highest level
+    removed += layers[best].weights * (level(at[best] + 1) - level(at[best]));
+    ++at[best];
+  }
+  std::map<std::string, double> shares;
+  for (size_t k = 0; k < layers.size(); ++k) shares[layers[k].node] = level(at[k]);
+  return shares;
 }
 
 absl::Status Recover(const Graph& original, Graph& pruned, const PruneReport& report,

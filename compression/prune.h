@@ -59,6 +59,20 @@ struct PruneOptions {
   // One threshold across layers (scores normalized by each layer's mean)
   // instead of the same share in every layer.
   bool global = false;
+  // Unstructured only: each layer's own share from its measured sensitivity
+  // (SensitivityAnalysis, then AllocateSparsity), `sparsity` of all weights in total.
+  bool sensitivity = false;
+  // Unstructured only: shares for single layers (node name), instead of `sparsity`.
+  std::map<std::string, double> layer_sparsity;
+};
+
+// How much a layer's output matters: the model's output SQNR on calibration
+// data with that layer alone pruned (no recovery) at each of kSensitivityLevels.
+inline constexpr double kSensitivityLevels[] = {0.5, 0.7, 0.8, 0.9, 0.95};
+struct LayerSensitivity {
+  std::string node;    // name
+  int64_t weights = 0;
+  std::vector<double> sqnr_db;  // per level
 };
 
 struct PruneReport {
@@ -69,12 +83,26 @@ struct PruneReport {
   // For every Conv or Gemm the pruning changed (node name): which of its
   // original output channels it still has, in order.
   std::map<std::string, std::vector<int64_t>> kept_outputs;
+  // With PruneOptions::sensitivity: the measurements the shares came from.
+  std::vector<LayerSensitivity> sensitivity;
 };
 
 // Prunes `graph` in place (before BatchNorm is folded, for kBnGamma). Fails
 // with InvalidArgument for a sparsity outside [0, 1) and FailedPrecondition
 // when the model has nothing this structure can prune.
 absl::StatusOr<PruneReport> Prune(runtime::Graph& graph, const PruneOptions& options);
+
+// Measures every prunable layer of `graph` (unstructured `options`) alone
+// at each of kSensitivityLevels on `batches`: 5 runs per layer.
+absl::StatusOr<std::vector<LayerSensitivity>> SensitivityAnalysis(
+    const runtime::Graph& graph, const PruneOptions& options, absl::Span<const std::vector<runtime::Tensor>> batches,
+    int num_threads, const Progress& progress);
+
+// Per-layer shares (node name -> sparsity, at most the highest level) that
+// remove `sparsity` of all the measured layers' weights, greedily taking the
+// step with the least added output error (noise power, from the SQNRs) per
+// weight removed.
+std::map<std::string, double> AllocateSparsity(const std::vector<LayerSensitivity>& layers, double sparsity);
 
 struct RecoverOptions {
   int num_threads = 0;  // 0: one per core

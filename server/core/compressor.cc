@@ -227,6 +227,7 @@ absl::StatusOr<compression::Profile> ProfileFromProto(const v1::Profile& proto) 
                                                                    : compression::PruneCriterion::kL1;
   if (proto.sparsity() != 0) p.prune.sparsity = proto.sparsity();
   p.prune.global = proto.global();
+  p.prune.sensitivity = proto.sensitivity();
   if (proto.rank_ratio() != 0) p.low_rank.ratio = proto.rank_ratio();
   p.low_rank.energy = proto.energy();
   for (const v1::Profile& step : proto.then()) {
@@ -256,9 +257,11 @@ absl::StatusOr<compression::Profile> ProfileFromProto(const v1::Profile& proto) 
   if (p.kind != compression::ProfileKind::kLowRank && (proto.rank_ratio() != 0 || proto.energy() != 0)) {
     return absl::InvalidArgumentError("rank_ratio and energy apply to LOW_RANK profiles only");
   }
-  const bool pruning = proto.structure() != 0 || proto.sparsity() != 0 || proto.criterion() != 0 || proto.global();
+  const bool pruning = proto.structure() != 0 || proto.sparsity() != 0 || proto.criterion() != 0 || proto.global() ||
+                       proto.sensitivity();
   if (p.kind != compression::ProfileKind::kPruned && pruning) {
-    return absl::InvalidArgumentError("structure, sparsity, criterion and global apply to PRUNED profiles only");
+    return absl::InvalidArgumentError(
+        "structure, sparsity, criterion, global and sensitivity apply to PRUNED profiles only");
   }
   return compression::ParseProfile(text);
 }
@@ -284,6 +287,7 @@ v1::Profile ProfileToProto(const compression::Profile& p) {
                                                             : v1::Profile::L1);
     proto.set_sparsity(p.prune.sparsity);
     proto.set_global(p.prune.global);
+    proto.set_sensitivity(p.prune.sensitivity);
   }
   if (p.kind == K::kLowRank) {
     proto.set_rank_ratio(p.low_rank.ratio);
@@ -682,6 +686,7 @@ absl::Status Compressor::Run(JobState& state) {
         m.agreement(), data.evaluated_on, m.sqnr_db(), stored.record.measurements().p50_ms(),
         stored.record.measurements().original_p50_ms(), stored.record.measurements().size_bytes()));
     for (const std::string& kept : built.report.kept_fp32) j.add_kept_fp32(kept);
+    for (const std::string& layer : built.pruning.layers) j.add_layers(layer);
   });
   return absl::OkStatus();
 }
