@@ -57,8 +57,10 @@ constexpr char kBenchUsage[] =
     "  --no-optimize           skip graph optimization (folding, fusion)\n";
 
 constexpr char kInspectUsage[] =
-    "usage: slimctl inspect MODEL.onnx [--batch N] [--shape NAME=...] [--backend B]\n"
+    "usage: slimctl inspect MODEL.onnx [--batch N] [--shape NAME=...] [--backend B] [--nodes]\n"
     "Prints the model's inputs and outputs and which backend runs each node.\n"
+    "  --nodes                 list every node with its backend and, where one was measured against\n"
+    "                          another (e.g. the sparse 1x1 convolution), the kernel kept\n"
     "  --no-optimize           skip graph optimization (folding, fusion)\n";
 
 struct Loaded {
@@ -285,7 +287,7 @@ int BenchCommand(int argc, char** argv) {
 }
 
 int InspectCommand(int argc, char** argv) {
-  auto args = Args::Parse(argc, argv, {"help", "no-optimize"}, {"batch", "threads", "backend"}, {"shape"});
+  auto args = Args::Parse(argc, argv, {"help", "no-optimize", "nodes"}, {"batch", "threads", "backend"}, {"shape"});
   if (!args.ok()) return Fail(args.status());
   if (args->Has("help") || args->positional().size() != 1) {
     std::cout << kInspectUsage;
@@ -324,6 +326,12 @@ int InspectCommand(int argc, char** argv) {
     std::cout << "  " << backend << ":";
     for (const auto& [op, count] : ops) std::cout << " " << op << " x" << count;
     std::cout << "\n";
+  }
+  if (args->Has("nodes")) {
+    for (const auto& e : summary->nodes) {
+      std::cout << absl::StrFormat("  %-48s %-20s %-9s %s\n", e.node.empty() ? "-" : e.node, e.op_type, e.backend,
+                                   e.kernel);
+    }
   }
   return 0;
 }

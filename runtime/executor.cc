@@ -246,7 +246,8 @@ absl::StatusOr<PlanSummary> Executor::Prepare(absl::Span<const Tensor> inputs) {
     if (step.node == nullptr) {
       summary.nodes.push_back({"", "(layout conversion)", std::string(step.backend->name())});
     } else {
-      summary.nodes.push_back({step.node->name, step.node->op_type, std::string(step.backend->name())});
+      summary.nodes.push_back(
+          {step.node->name, step.node->op_type, std::string(step.backend->name()), 0, step.kernel->description()});
     }
   }
   {

@@ -67,6 +67,7 @@ struct PlanSummary {
     std::string op_type;
     std::string backend;
     double mean_ms = 0;  // per run, with ExecutorOptions::profile
+    std::string kernel;  // Kernel::description()
   };
   std::vector<Entry> nodes;  // only nodes that run; folded ones are absent
   int64_t folded_nodes = 0;

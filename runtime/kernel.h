@@ -65,6 +65,13 @@ class Kernel {
   // input afterwards (e.g. a residual addend accumulated into by a sum
   // post-op); -1 for none. Run must then work whether or not the two alias.
   virtual int inplace_input() const { return -1; }
+  // What runs, when a backend chose between ways (e.g. "sparse 1x1, 10.0 %
+  // non-zero: 0.045 ms, dense 0.098 ms"), for reports; empty otherwise.
+  const std::string& description() const { return description_; }
+  void set_description(std::string text) { description_ = std::move(text); }
+
+ private:
+  std::string description_;
 };
 
 struct CompileRequest {

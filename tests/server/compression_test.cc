@@ -353,6 +353,7 @@ TEST_F(CompressionTest, LowRankChainIsBuiltServedAndExported) {
   ASSERT_FALSE(seen.empty());
   EXPECT_EQ(seen.back().state(), v1::Job::SUCCEEDED) << seen.back().message();
   EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [](const v1::Job& j) { return j.stage() == "factorizing"; }));
+  EXPECT_THAT(seen.back().layers(), ::testing::ElementsAre(HasSubstr("3136x64 -> rank 24")));
   const std::vector<v1::Variant> variants = Variants();
   ASSERT_EQ(variants.size(), 1u);
   const v1::Measurements m = variants[0].measurements();
