@@ -242,7 +242,8 @@ def kernel_choices(args, variant, batch):
     p = subprocess.run(cmd, capture_output=True, text=True)
     choices = {}
     for line in p.stdout.splitlines():
-        m = re.match(r"\s+(\S+)\s.*?(dense: )?sparse 1x1 \(([\d.]+) % non-zero\) ([\d.]+) ms, dense ([\d.]+) ms", line)
+        m = re.match(r"\s+(\S+)\s+\S+\s+\S+\s+(dense: )?sparse 1x1 \(([\d.]+) % non-zero\) ([\d.]+) ms, "
+                     r"dense ([\d.]+) ms", line)
         if m:
             choices[m.group(1)] = (m.group(2) is None, float(m.group(4)), float(m.group(5)))
     return choices

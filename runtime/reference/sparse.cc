@@ -11,43 +11,52 @@
 namespace slimserve::runtime::reference {
 namespace {
 
-constexpr int64_t kTile = 64;  // pixels per row of the tile: four AVX-512 registers
+constexpr int64_t kTile = 128;  // pixels per row of the tile: up to eight AVX-512 registers
 
-// Rows [r0, r1) of one image x over pixels [s0, s0 + width), width <= kTile,
-// into y (row r0 at pixel s0; `stride` between rows), plus addend (laid out
-// as y) if not null. Only Relu and Clip are applied here (lo, hi); the
-// caller applies other activations.
-__attribute__((target("avx512f"))) void TileAvx512(const SparseRows& w, const float* bias, const float* addend,
-                                                    float lo, float hi, const float* x, int64_t spatial, int64_t s0,
-                                                    int64_t width, int64_t r0, int64_t r1, float* y, int64_t stride) {
-  __mmask16 mask[4];
-  for (int v = 0; v < 4; ++v) {
+// Rows [r0, r1) of one image x over pixels [s0, s0 + width), width <= 16 *
+// kVectors, into y (row r0 at pixel s0; `stride` between rows), plus addend
+// (laid out as y) if not null. Only Relu and Clip are applied here (lo,
+// hi); the caller applies other activations.
+template <int kVectors>
+__attribute__((target("avx512f"))) void TileVectors(const SparseRows& w, const float* bias, const float* addend,
+                                                     float lo, float hi, const float* x, int64_t spatial, int64_t s0,
+                                                     int64_t width, int64_t r0, int64_t r1, float* y, int64_t stride) {
+  __mmask16 mask[kVectors];
+  for (int v = 0; v < kVectors; ++v) {
     const int64_t n = std::clamp<int64_t>(width - 16 * v, 0, 16);
     mask[v] = static_cast<__mmask16>((1u << n) - 1);
   }
+  const bool full = width == 16 * kVectors;
   const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
   for (int64_t r = r0; r < r1; ++r) {
     const __m512 b = _mm512_set1_ps(bias == nullptr ? 0.0f : bias[r]);
-    __m512 acc[4] = {b, b, b, b};
-    if (addend != nullptr) {
-      for (int i = 0; i < 4; ++i) {
-        acc[i] = _mm512_add_ps(b, _mm512_maskz_loadu_ps(mask[i], addend + (r - r0) * stride + 16 * i));
-      }
+    __m512 acc[kVectors];
+    for (int i = 0; i < kVectors; ++i) {
+      acc[i] = addend == nullptr ? b : _mm512_add_ps(b, _mm512_maskz_loadu_ps(mask[i], addend + (r - r0) * stride + 16 * i));
     }
     for (int64_t k = w.start[r]; k < w.start[r + 1]; ++k) {
       const __m512 v = _mm512_set1_ps(w.value[k]);
       const float* row = x + w.index[k] * spatial + s0;
-      if (width == kTile) {
-        for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(row + 16 * i), acc[i]);
+      if (full) {
+        for (int i = 0; i < kVectors; ++i) acc[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(row + 16 * i), acc[i]);
       } else {
-        for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mask[i], row + 16 * i), acc[i]);
+        for (int i = 0; i < kVectors; ++i) acc[i] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mask[i], row + 16 * i), acc[i]);
       }
     }
     float* out = y + (r - r0) * stride;
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < kVectors; ++i) {
       _mm512_mask_storeu_ps(out + 16 * i, mask[i], _mm512_min_ps(_mm512_max_ps(acc[i], vlo), vhi));
     }
   }
+}
+
+// TileVectors with as many registers as `width` (<= kTile) needs.
+void TileAvx512(const SparseRows& w, const float* bias, const float* addend, float lo, float hi, const float* x,
+                int64_t spatial, int64_t s0, int64_t width, int64_t r0, int64_t r1, float* y, int64_t stride) {
+  using Tile = decltype(&TileVectors<1>);
+  static constexpr Tile kTiles[] = {TileVectors<1>, TileVectors<2>, TileVectors<3>, TileVectors<4>,
+                                    TileVectors<5>, TileVectors<6>, TileVectors<7>, TileVectors<8>};
+  kTiles[(width + 15) / 16 - 1](w, bias, addend, lo, hi, x, spatial, s0, width, r0, r1, y, stride);
 }
 
 // 16 x 16 floats: row i of the result is column i of `v`.
