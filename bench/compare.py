@@ -298,6 +298,8 @@ def main_sparse(args):
         for kind, (n, kept, dense, chosen) in sorted(totals.items(), key=lambda kv: -kv[1][2]):
             if dense > 0:
                 out.append(f"| {kind} | {n} | {kept} | {dense:.3f} | {chosen:.3f} | {dense / chosen:.2f} |")
+            elif kind.startswith("1x1"):  # the plan's layouts for them are ones the sparse kernel does not take
+                out.append(f"| {kind} | {n} | not tried | - | - | 1 (dense) |")
             else:
                 out.append(f"| {kind} | {n} | no sparse kernel | - | - | 1 (dense) |")
         if med["dense"] and med["sparse"]:

@@ -29,13 +29,8 @@ using runtime::Node;
 using runtime::Shape;
 using runtime::Tensor;
 
-const Tensor* Constant(const Graph& graph, const std::string& name) {
-  auto it = graph.initializers.find(name);
-  return it == graph.initializers.end() ? nullptr : &it->second;
-}
-
 const Tensor* FloatConstant(const Graph& graph, const Node& node, size_t input) {
-  const Tensor* t = node.HasInput(input) ? Constant(graph, node.inputs[input]) : nullptr;
+  const Tensor* t = node.HasInput(input) ? runtime::FindConstant(graph, node.inputs[input]) : nullptr;
   return t != nullptr && t->dtype() == DataType::kFloat32 ? t : nullptr;
 }
 
@@ -141,7 +136,7 @@ int64_t ChannelAxis(const Tensor& constant, int64_t rank, int64_t channels) {
 bool SpatialMatMul(const Graph& graph, const Node& node, const absl::flat_hash_map<std::string, Channels>& channels) {
   for (size_t side = 0; side < 2; ++side) {
     auto it = channels.find(node.inputs[side]);
-    const Tensor* other = Constant(graph, node.inputs[1 - side]);
+    const Tensor* other = runtime::FindConstant(graph, node.inputs[1 - side]);
     if (it != channels.end() && !it->second.spread && it->second.rank >= 4 && other != nullptr && other->rank() == 2) {
       return true;
     }
@@ -240,7 +235,7 @@ Analysis Analyze(const Graph& graph) {
     } else if (node.op_type == "MatMul" && node.inputs.size() == 2 && SpatialMatMul(graph, node, a.channels)) {
       // A constant 2-D matrix times the last two (spatial) dimensions of
       // the channels, on either side (an adaptive average pool, exported).
-      set(a.channels.at(node.inputs[Constant(graph, node.inputs[0]) != nullptr ? 1 : 0]));
+      set(a.channels.at(node.inputs[runtime::FindConstant(graph, node.inputs[0]) != nullptr ? 1 : 0]));
     } else if (node.op_type == "Flatten" && node.GetInt("axis", 1) == 1 && x != nullptr && !x->spread) {
       set(Channels{x->atoms, 2, true});
     } else if (Elementwise(node.op_type) && node.inputs.size() == 2) {
@@ -252,7 +247,7 @@ Analysis Analyze(const Graph& graph) {
       } else if ((x == nullptr) != (y == nullptr)) {
         const size_t mapped = x != nullptr ? 0 : 1;
         const Channels& m = *(x != nullptr ? x : y);
-        const Tensor* other = Constant(graph, node.inputs[1 - mapped]);
+        const Tensor* other = runtime::FindConstant(graph, node.inputs[1 - mapped]);
         const int64_t axis = other != nullptr && !m.spread ? ChannelAxis(*other, m.rank, m.atoms.size()) : -2;
         if (axis == -2) {
           pin(node.inputs[mapped]);
@@ -432,7 +427,7 @@ absl::StatusOr<PruneReport> PruneFilters(Graph& graph, const PruneOptions& optio
   for (const auto& [n, input] : a.channel_constants) {
     Node& node = graph.nodes[n];
     const Channels& c = a.channels.at(node.outputs[0]);
-    const Tensor& t = *Constant(graph, node.inputs[input]);
+    const Tensor& t = *runtime::FindConstant(graph, node.inputs[input]);
     Slice(graph, node, input, ChannelAxis(t, c.rank, c.atoms.size()), Kept(c, removed));
   }
   graph.value_info.clear();  // intermediate shapes changed

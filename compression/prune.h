@@ -13,12 +13,12 @@
 // Unstructured pruning sets single weights (or 1x4 vectors along the input
 // channels, or whole kh x kw kernels) to zero; the shapes stay.
 //
-// Recover() then re-estimates, on calibration data, the mean and the
-// standard deviation of every changed layer's output channels, layer after
-// layer, and scales and shifts them back to the original model's: what
-// re-estimating BatchNorm statistics does, in the form BatchNorm takes once
-// folded into the layer, and it corrects biases for the removed inputs' mean
-// contribution.
+// Recover() then solves every changed layer again, in order, on calibration
+// data: by least squares, the weights (zeros staying zero) and bias that
+// best give the original model's outputs from the pruned model's inputs;
+// layers too large for that get their output channels' mean and standard
+// deviation matched instead. Both re-estimate what BatchNorm's statistics
+// and the biases lost with the removed channels.
 //
 //   ASSIGN_OR_RETURN(PruneReport report, Prune(graph, {.sparsity = 0.3}));
 //   RETURN_IF_ERROR(Optimize(graph, {.fuse = false}));  // fold BN
@@ -109,10 +109,9 @@ struct RecoverOptions {
   Progress progress;    // over the layers; may be empty
 };
 
-// Scales and shifts each output channel of every layer in `report.kept_outputs`
-// of `pruned` so that its mean and standard deviation on `batches` are those
-// of the same channel of `original` (both with BatchNorm folded). Layers
-// are corrected in order, each with the earlier ones already corrected.
+// Solves every layer in `report.kept_outputs` of `pruned` again (see above)
+// against the same layer of `original` (both with BatchNorm folded), in
+// order, each with the earlier ones already solved.
 absl::Status Recover(const runtime::Graph& original, runtime::Graph& pruned, const PruneReport& report,
                      absl::Span<const std::vector<runtime::Tensor>> batches, const RecoverOptions& options);
 

@@ -8,8 +8,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "runtime/backends.h"
-#include "runtime/executor.h"
+#include "compression/probe.h"
+#include "runtime/passes/graph_util.h"
 #include "runtime/status_macros.h"
 
 namespace slimserve::compression {
@@ -28,11 +28,6 @@ struct Target {
   int weight_axis;
 };
 
-const Tensor* Constant(const Graph& graph, const std::string& name) {
-  auto it = graph.initializers.find(name);
-  return it == graph.initializers.end() ? nullptr : &it->second;
-}
-
 // Why `node` cannot be quantized, or "" when it can (filling `target`).
 std::string Check(const Graph& graph, size_t index, const QuantizeOptions& options, Target& target) {
   const Node& node = graph.nodes[index];
@@ -48,7 +43,7 @@ std::string Check(const Graph& graph, size_t index, const QuantizeOptions& optio
     return "-";  // not a kind of node this quantizes
   }
   if (!node.domain.empty()) return "-";
-  const Tensor* w = node.inputs.size() > 1 ? Constant(graph, node.inputs[1]) : nullptr;
+  const Tensor* w = node.inputs.size() > 1 ? runtime::FindConstant(graph, node.inputs[1]) : nullptr;
   // A depthwise conv has one input channel per group: weights [C, 1, kh, kw].
   const bool depthwise = node.op_type == "Conv" && node.GetInt("group", 1) > 1 && w != nullptr && w->rank() == 4 &&
                          w->shape()[1] == 1;
@@ -209,53 +204,28 @@ struct Histogram {
   }
 };
 
-// The range of each of `values` over the calibration batches: a copy of the
-// graph with those values as extra outputs runs every batch (twice for
-// percentiles: the first pass finds the span of the histograms).
+// The range of each of `values` over the calibration batches (a second
+// pass for clipped ranges: the first finds the span of the histograms).
 absl::StatusOr<std::map<std::string, Range>> Calibrate(const Graph& graph, const std::vector<std::string>& values,
                                                        absl::Span<const std::vector<Tensor>> batches,
                                                        const QuantizeOptions& options, int64_t& rows) {
-  Graph probe = graph;
-  std::map<std::string, int> output_of;  // value -> index among probe's outputs
-  std::map<std::string, int> input_of;   // value -> index among graph inputs
-  for (size_t i = 0; i < graph.inputs.size(); ++i) input_of[graph.inputs[i].name] = static_cast<int>(i);
-  for (const std::string& v : values) {
-    if (input_of.count(v)) continue;
-    output_of[v] = static_cast<int>(probe.outputs.size());
-    runtime::ValueInfo info;
-    info.name = v;
-    info.dtype = DataType::kFloat32;
-    probe.outputs.push_back(info);
-  }
-  ASSIGN_OR_RETURN(runtime::BackendSet backends, runtime::MakeBackends("auto", options.num_threads));
-  runtime::ExecutorOptions executor_options;
-  executor_options.num_threads = options.num_threads;
-  executor_options.backends = backends.pointers();
-  executor_options.measure_kernels = false;
-  ASSIGN_OR_RETURN(auto executor, runtime::Executor::Create(std::move(probe), executor_options));
-  // Calls `visit(value, tensor)` for every value of every batch.
   const int passes = options.calibration == Calibration::kMinMax ? 1 : 2;
-  int runs = 0;
-  auto pass = [&](auto&& visit) -> absl::Status {
-    for (const std::vector<Tensor>& batch : batches) {
-      RETURN_IF_ERROR(Report(options.progress, static_cast<double>(runs++) / (passes * batches.size())));
-      ASSIGN_OR_RETURN(std::vector<Tensor> outputs, executor->Run(batch));
-      for (const auto& [v, i] : input_of) {
-        if (std::find(values.begin(), values.end(), v) != values.end()) visit(v, batch[i]);
-      }
-      for (const auto& [v, i] : output_of) visit(v, outputs[i]);
-    }
-    return absl::OkStatus();
+  auto share = [&](int pass) {  // of the progress, for pass `pass`
+    return [&, pass](double done) { return !options.progress || options.progress((pass + done) / passes); };
   };
   std::map<std::string, Range> ranges;
-  RETURN_IF_ERROR(pass([&](const std::string& v, const Tensor& t) { ranges[v].Add(t); }));
+  RETURN_IF_ERROR(VisitValues(
+      graph, values, batches, options.num_threads, [&](size_t i, const Tensor& t) { ranges[values[i]].Add(t); },
+      share(0)));
   for (const std::vector<Tensor>& batch : batches) {
     if (!batch.empty() && batch[0].rank() > 0) rows += batch[0].shape()[0];
   }
   if (options.calibration != Calibration::kMinMax) {
     std::map<std::string, Histogram> histograms;
     for (const auto& [v, r] : ranges) histograms[v].range = r;
-    RETURN_IF_ERROR(pass([&](const std::string& v, const Tensor& t) { histograms[v].Add(t); }));
+    RETURN_IF_ERROR(VisitValues(
+        graph, values, batches, options.num_threads, [&](size_t i, const Tensor& t) { histograms[values[i]].Add(t); },
+        share(1)));
     for (auto& [v, r] : ranges) {
       const Histogram& h = histograms[v];
       switch (options.calibration) {
@@ -321,7 +291,7 @@ std::map<size_t, int> ResidualAddends(const Graph& graph, const std::vector<Targ
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& add = graph.nodes[i];
     if (add.op_type != "Add" || !add.domain.empty() || add.inputs.size() != 2) continue;
-    if (Constant(graph, add.inputs[0]) != nullptr || Constant(graph, add.inputs[1]) != nullptr) continue;
+    if (runtime::FindConstant(graph, add.inputs[0]) != nullptr || runtime::FindConstant(graph, add.inputs[1]) != nullptr) continue;
     if (add.inputs[0] == add.inputs[1]) continue;
     // As the runtime's residual fusion picks it: the first input that is a
     // single-use Conv output is the convolution's own; the other is the addend.

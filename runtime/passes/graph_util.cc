@@ -30,9 +30,11 @@ bool GraphIndex::SingleUse(const std::string& value) const {
   return Readers(value) == 1 && !IsGraphOutput(value);
 }
 
-const Tensor* GraphIndex::Constant(const std::string& value) const {
-  auto it = graph_.initializers.find(value);
-  return it == graph_.initializers.end() ? nullptr : &it->second;
+const Tensor* GraphIndex::Constant(const std::string& value) const { return FindConstant(graph_, value); }
+
+const Tensor* FindConstant(const Graph& graph, const std::string& name) {
+  auto it = graph.initializers.find(name);
+  return it == graph.initializers.end() ? nullptr : &it->second;
 }
 
 void RenameReads(Graph& graph, const std::string& from, const std::string& to) {

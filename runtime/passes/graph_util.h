@@ -31,6 +31,8 @@ class GraphIndex {
   absl::flat_hash_set<std::string> outputs_;
 };
 
+// The initializer named `name`, or null.
+const Tensor* FindConstant(const Graph& graph, const std::string& name);
 // Replaces every read of `from` (node inputs and graph outputs) by `to`.
 void RenameReads(Graph& graph, const std::string& from, const std::string& to);
 // A name not used by any value of the graph, based on `base`.

@@ -316,7 +316,11 @@ TEST_F(CompressionTest, PrunedVariantIsBuiltEvaluatedServedAndExported) {
   // QDQ form with the smaller filters.
   ASSERT_TRUE(Create("pruned,sparsity=0.3 -> int8-static,data=calibration", &job).ok());
   EXPECT_EQ(job.variant(), "pruned_int8_static");
-  EXPECT_EQ(Watch(job.id()).back().state(), v1::Job::SUCCEEDED);
+  const std::vector<v1::Job> chain = Watch(job.id());
+  EXPECT_EQ(chain.back().state(), v1::Job::SUCCEEDED);
+  for (const char* step : {"pruning", "calibrating"}) {  // the stage names the step at work
+    EXPECT_TRUE(std::any_of(chain.begin(), chain.end(), [&](const v1::Job& j) { return j.stage() == step; })) << step;
+  }
   variants = Variants();
   ASSERT_EQ(variants.size(), 2u);
   const v1::Variant& chained = variants[0].variant() == "pruned_int8_static" ? variants[0] : variants[1];
