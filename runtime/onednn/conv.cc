@@ -130,6 +130,16 @@ struct Candidate {
   std::unique_ptr<PrimitiveKernel> kernel;
 };
 
+// Largest |x - reference| relative to the largest |reference|.
+double Difference(const std::vector<float>& x, const std::vector<float>& reference) {
+  double max_ref = 1e-30, max_diff = 0;
+  for (size_t k = 0; k < reference.size() && k < x.size(); ++k) {
+    max_ref = std::max<double>(max_ref, std::fabs(reference[k]));
+    max_diff = std::max<double>(max_diff, std::fabs(x[k] - reference[k]));
+  }
+  return max_diff / max_ref;
+}
+
 // The output a kernel writes, as a value's description.
 std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& md) {
   std::vector<TensorDesc> outs(c.request.outputs.begin(), c.request.outputs.end());
@@ -284,16 +294,11 @@ KernelOr CompileConv(const OpContext& c) {
       times.push_back(ms);
     }
     for (size_t i = 1; i < candidates.size(); ++i) {
-      double max_ref = 1e-30, max_diff = 0;
-      for (size_t k = 0; k < results[0].size(); ++k) {
-        max_ref = std::max<double>(max_ref, std::fabs(results[0][k]));
-        max_diff = std::max<double>(max_diff, std::fabs(results[i][k] - results[0][k]));
-      }
-      if (max_diff / max_ref <= kWinogradTolerance && times[i] < times[best]) best = i;
+      if (Difference(results[i], results[0]) <= kWinogradTolerance && times[i] < times[best]) best = i;
     }
   }
   if (sparse) {
-    // Writes what the dense kernel would: nChw16c or row-major.
+    // Writes the layout the dense kernel would: row-major, nChw16c or nhwc.
     const dnnl::memory::desc dst = candidates[best].pd.dst_desc();
     const std::optional<reference::SparseLayout> layout = SparseLayoutOf(dst, y);
     if (layout.has_value() && (*layout == reference::SparseLayout::kRowMajor || oc % 16 == 0)) {
@@ -305,12 +310,8 @@ KernelOr CompileConv(const OpContext& c) {
                                                          OutputsIn(c, dst), 3, &dense_result));
       ASSIGN_OR_RETURN(const double sparse_ms,
                        TimeKernel(c.engine, *kernel, c.request.inputs, OutputsIn(c, dst), 3, &sparse_result));
-      double max_ref = 1e-30, max_diff = 0;
-      for (size_t k = 0; k < dense_result.size(); ++k) {
-        max_ref = std::max<double>(max_ref, std::fabs(dense_result[k]));
-        max_diff = std::max<double>(max_diff, std::fabs(sparse_result[k] - dense_result[k]));
-      }
-      const bool faster = max_diff / max_ref <= kWinogradTolerance && sparse_ms <= kSparseMargin * dense_ms;
+      const bool faster =
+          Difference(sparse_result, dense_result) <= kWinogradTolerance && sparse_ms <= kSparseMargin * dense_ms;
       const std::string measured = absl::StrFormat("sparse 1x1 (%.1f %% non-zero) %.3f ms, dense %.3f ms",
                                                    100 * density, sparse_ms, dense_ms);
       if (faster) {

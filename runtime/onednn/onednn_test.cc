@@ -1,6 +1,8 @@
 // Cross-checks every oneDNN kernel against the reference backend.
 #include "runtime/onednn/backend.h"
 
+#include <algorithm>
+
 #include "gtest/gtest.h"
 #include "runtime/passes/passes.h"
 #include "runtime/testing/backend_check.h"
@@ -220,6 +222,38 @@ TEST_F(OnednnTest, TransposeAndReductions) {
   // reference kernel: those are left to slimserve's reference kernels.
   testing::ExpectMatchesReference(*backend_, b.Build(), {RandomTensor({2, 3, 4, 5}, 1)},
                                   {"Transpose", "ReduceMean", "ReduceMin"}, {"ReduceMax", "ReduceSum"});
+}
+
+// A 1x1 convolution with 95 % zero weights and a residual: the sparse
+// kernel is built and timed against the dense one (the plan says which it
+// kept), and whichever runs matches the reference.
+TEST_F(OnednnTest, MostlyZeroPointwiseConvTriesTheSparseKernel) {
+  Tensor w = RandomTensor({128, 64, 1, 1}, 1);
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    if (i % 20 != 7) w.data<float>()[i] = 0;
+  }
+  GraphBuilder b;
+  b.Input("x", {2, 64, 14, 14});
+  b.Input("skip", {2, 128, 14, 14});
+  b.Constant("w", w);
+  b.Constant("bias", RandomTensor({128}, 2));
+  b.Node("Conv", {"x", "w", "bias"}, {"c"});
+  b.Node("Add", {"c", "skip"}, {"s"});
+  b.Node("Relu", {"s"}, {"y"});
+  b.Output("y");
+  const Graph graph = b.Build();
+  const std::vector<Tensor> inputs = {RandomTensor({2, 64, 14, 14}, 3), RandomTensor({2, 128, 14, 14}, 4)};
+  ExpectMatches(graph, inputs, {"FusedConv"}, /*optimize=*/true);
+  Graph optimized = graph;
+  ASSERT_TRUE(Optimize(optimized, {}).ok());
+  ExecutorOptions options;
+  options.backends = {backend_.get()};
+  auto summary = Executor::Create(optimized, options).value()->Prepare(inputs);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  const auto conv = std::find_if(summary->nodes.begin(), summary->nodes.end(),
+                                 [](const PlanSummary::Entry& e) { return e.op_type == "FusedConv"; });
+  ASSERT_NE(conv, summary->nodes.end());
+  EXPECT_NE(conv->kernel.find("sparse 1x1 (5.0 % non-zero)"), std::string::npos) << conv->kernel;
 }
 
 TEST_F(OnednnTest, WarmRunsCreateNoPrimitives) {
