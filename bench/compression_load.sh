@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Serving latency while a compression job runs: the Fashion-MNIST example
 # under steady closed-loop load (slimctl perf, concurrency 2), first alone,
-# then while the server builds an int8-static variant of the same model
-# (entropy calibration over the 10,000 test images, evaluation on 1,000
-# training images: a job of several seconds at nice 10 on one thread).
+# then while the server builds a variant of the same model (by default
+# int8-static with entropy calibration over the 10,000 test images;
+# --profile P for another, calibrated on the same images; evaluation on 1,000
+# training images: a job of several seconds on one thread).
 # 3 alternating rounds; prints a Markdown table of p50/p99 and throughput,
 # alone and during the job, and the p99 ratio.
 # Needs build/release and the data sets tools/test.sh makes.
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  echo "usage: [SLIMSERVE_CACHE=dir] bench/compression_load.sh [--duration S]   (default 8 s per measurement)"
+  echo "usage: [SLIMSERVE_CACHE=dir] bench/compression_load.sh [--duration S] [--profile P]"
+  echo "  S: seconds per measurement (default 8); P: the job's profile (default int8-static, entropy)"
   exit 0
 fi
 duration=8
-if [[ "${1:-}" == "--duration" ]]; then duration=$2; fi
+profile=int8-static,calibration=entropy,samples=10000
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --duration) duration=$2; shift 2 ;;
+    --profile) profile=$2; shift 2 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${SLIMSERVE_CACHE:-$HOME/.cache/slimserve}
 bin=$root/build/release
@@ -37,7 +46,7 @@ field() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.stdin.read(
 alone=() during=()
 for round in 1 2 3; do
   alone+=("$(perf)")
-  ctl compress fashion_mnist --profile int8-static,calibration=entropy,samples=10000 --data big --eval eval \
+  ctl compress fashion_mnist --profile "$profile" --data big --eval eval \
     --variant "load_$round" --no-wait > "$work/job.txt"
   during+=("$(perf)")
   job=$(grep -o 'job j[0-9]*' "$work/job.txt" | cut -d' ' -f2)

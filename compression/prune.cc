@@ -758,11 +758,16 @@ absl::StatusOr<std::vector<LayerSensitivity>> SensitivityAnalysis(const Graph& g
   none.global = false;
   none.layer_sparsity.clear();
   ASSIGN_OR_RETURN(const PruneReport layers, Prune(all, none));
-  // The model's own outputs, then each layer alone at each level.
+  // The model's own outputs, then each layer alone at each level; progress
+  // is reported before every run (a server's job yields there).
+  const double runs = static_cast<double>((1 + layers.kept_outputs.size() * std::size(kSensitivityLevels)) *
+                                          std::max<size_t>(1, batches.size()));
+  double done = 0;
   auto outputs = [&](Graph g) -> absl::StatusOr<std::vector<Tensor>> {
     ASSIGN_OR_RETURN(CompiledGraph c, Compile(std::move(g), num_threads, /*measure_kernels=*/false));
     std::vector<Tensor> first;
     for (const auto& batch : batches) {
+      RETURN_IF_ERROR(Report(progress, done++ / runs));
       ASSIGN_OR_RETURN(std::vector<Tensor> out, c.executor->Run(batch));
       first.push_back(out[0].Clone());
     }
@@ -770,15 +775,12 @@ absl::StatusOr<std::vector<LayerSensitivity>> SensitivityAnalysis(const Graph& g
   };
   ASSIGN_OR_RETURN(const std::vector<Tensor> reference, outputs(all));
   std::vector<LayerSensitivity> result;
-  const size_t levels = std::size(kSensitivityLevels);
   for (const auto& [name, kept] : layers.kept_outputs) {
     LayerSensitivity layer{name, 0, {}};
     for (const Node& node : all.nodes) {
       if (node.name == name) layer.weights = FloatConstant(all, node, 1)->num_elements();
     }
     for (double level : kSensitivityLevels) {
-      RETURN_IF_ERROR(Report(progress, static_cast<double>(result.size() * levels + layer.sqnr_db.size()) /
-                                           (layers.kept_outputs.size() * levels)));
       Graph pruned = all;
       PruneOptions one = none;
       one.layer_sparsity[name] = level;
