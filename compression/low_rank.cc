@@ -120,7 +120,8 @@ struct Factors {
 };
 
 // The factors of `layer` given its input covariance `c`, at `rank` or, with
-// options.energy, at the rank that keeps that share. rank 0: none worth it.
+// options.energy, at the rank that keeps that share. rank 0: none worth it
+// (or inputs whose covariance is not positive definite).
 Factors Fit(const Layer& l, std::vector<double> c, const LowRankOptions& options, int64_t rank) {
   const bool by_outputs = l.out <= l.in;  // the Gram matrix on the smaller side
   const int64_t n = by_outputs ? l.out : l.in;
@@ -297,7 +298,7 @@ absl::StatusOr<PruneReport> Factorize(Graph& graph, const LowRankOptions& option
     const std::string nodes = absl::StrCat(graph.nodes[l.nodes[0]].Describe(),
                                            l.nodes.size() > 1 ? absl::StrCat(" and ", l.nodes.size() - 1, " sharing its weights") : "");
     if (f.rank == 0) {
-      report.layers.push_back(absl::StrFormat("%s: %dx%d left (the rank for that energy saves nothing)", nodes, l.in, l.out));
+      report.layers.push_back(absl::StrFormat("%s: %dx%d left (no rank of that energy lowers its FLOPs)", nodes, l.in, l.out));
       continue;
     }
     report.layers.push_back(absl::StrFormat("%s: %dx%d -> rank %d (%.0f %% of its parameters, %.1f %% of the output energy)",
