@@ -1,6 +1,7 @@
 #include "compression/low_rank.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 
 #include <oneapi/dnnl/dnnl.h>
@@ -32,32 +33,41 @@ struct Layer {
   std::vector<double> w;  // [in][out]
 };
 
-// `node` as a layer, when it is one this can factorize.
+// Whether `node`'s weights are stored [out][in] (Conv, Gemm with transB).
+bool StoredOutputsFirst(const Node& node) {
+  return node.op_type == "Conv" || (node.op_type == "Gemm" && node.GetInt("transB", 0) != 0);
+}
+
+// `node` as a layer, when it is one this can factorize: its sizes, with
+// nodes = {index} and w still empty (Load fills it).
 bool AsLayer(const Graph& graph, size_t index, Layer& layer) {
   const Node& node = graph.nodes[index];
   if (node.op_type != "MatMul" && node.op_type != "Gemm" && node.op_type != "Conv") return false;
-  auto it = node.inputs.size() >= 2 ? graph.initializers.find(node.inputs[1]) : graph.initializers.end();
-  if (it == graph.initializers.end() || it->second.dtype() != DataType::kFloat32) return false;
-  if (graph.initializers.count(node.inputs[0]) > 0) return false;
-  const Tensor& w = it->second;
-  bool transposed = false;  // stored [out][in]
-  if (node.op_type == "Conv") {
-    if (w.rank() != 4 || w.shape()[2] != 1 || w.shape()[3] != 1 || node.GetInt("group", 1) != 1) return false;
-    transposed = true;
-  } else if (w.rank() != 2 || node.GetInt("transA", 0) != 0) {
+  const Tensor* w = node.inputs.size() >= 2 ? runtime::FindConstant(graph, node.inputs[1]) : nullptr;
+  if (w == nullptr || w->dtype() != DataType::kFloat32 || runtime::FindConstant(graph, node.inputs[0]) != nullptr) {
     return false;
-  } else {
-    transposed = node.op_type == "Gemm" && node.GetInt("transB", 0) != 0;
   }
+  if (node.op_type == "Conv") {
+    if (w->rank() != 4 || w->shape()[2] != 1 || w->shape()[3] != 1 || node.GetInt("group", 1) != 1) return false;
+  } else if (w->rank() != 2 || node.GetInt("transA", 0) != 0) {
+    return false;
+  }
+  const bool transposed = StoredOutputsFirst(node);
   layer.nodes = {index};
-  layer.in = transposed ? w.shape()[1] : w.shape()[0];
-  layer.out = transposed ? w.shape()[0] : w.shape()[1];
+  layer.in = transposed ? w->shape()[1] : w->shape()[0];
+  layer.out = transposed ? w->shape()[0] : w->shape()[1];
+  return true;
+}
+
+// Fills layer.w from the weights of its first node.
+void Load(const Graph& graph, Layer& layer) {
+  const Node& node = graph.nodes[layer.nodes[0]];
+  const float* v = runtime::FindConstant(graph, node.inputs[1])->data<float>();
+  const bool transposed = StoredOutputsFirst(node);
   layer.w.resize(layer.in * layer.out);
-  const float* v = w.data<float>();
   for (int64_t i = 0; i < layer.in; ++i) {
     for (int64_t o = 0; o < layer.out; ++o) layer.w[i * layer.out + o] = transposed ? v[o * layer.in + i] : v[i * layer.out + o];
   }
-  return true;
 }
 
 // The largest rank (a multiple of 8) at which two factors cost less than one.
@@ -245,15 +255,18 @@ absl::StatusOr<PruneReport> Factorize(Graph& graph, const LowRankOptions& option
   report.parameters_before = CountParameters(graph).total;
   std::vector<Layer> layers;
   std::vector<int64_t> ranks;
-  std::map<std::string, size_t> by_weight;  // weight name and node kind -> index in `layers`
+  // Weight name and node kind -> index in `layers`, or kLeft for weights
+  // whose layer is left (every node sharing them is left with it).
+  constexpr size_t kLeft = SIZE_MAX;
+  std::map<std::string, size_t> by_weight;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Layer l;
     if (!AsLayer(graph, i, l)) continue;
     const Node& node = graph.nodes[i];
-    auto [shared, added] = by_weight.emplace(
-        absl::StrCat(node.inputs[1], " ", node.op_type, node.GetInt("transB", 0)), layers.size());
+    auto [shared, added] =
+        by_weight.emplace(absl::StrCat(node.inputs[1], " ", node.op_type, node.GetInt("transB", 0)), kLeft);
     if (!added) {
-      layers[shared->second].nodes.push_back(i);
+      if (shared->second != kLeft) layers[shared->second].nodes.push_back(i);
       continue;
     }
     const int64_t rank = options.energy > 0 ? RankLimit(l)
@@ -263,6 +276,8 @@ absl::StatusOr<PruneReport> Factorize(Graph& graph, const LowRankOptions& option
       report.layers.push_back(absl::StrFormat("%s: %dx%d left (too large to factorize)", node.Describe(), l.in, l.out));
       continue;
     }
+    shared->second = layers.size();
+    Load(graph, l);
     layers.push_back(std::move(l));
     ranks.push_back(rank);
   }

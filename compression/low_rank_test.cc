@@ -99,6 +99,33 @@ TEST(LowRank, RankEightWeightsComeBackExactly) {
   }
 }
 
+// A weight too small to factorize, read by two nodes around one that is
+// factorized: the second reader stays with its own weight.
+TEST(LowRank, NodesSharingALeftWeightAreLeft) {
+  GraphBuilder b;
+  b.Input("x", {4, 12});
+  b.Input("y", {32, 64});
+  b.Constant("small", RandomTensor({12, 10}, 1));
+  b.Constant("w", Rank8(64, 48, 2));
+  b.Node("MatMul", {"x", "small"}, {"a"});
+  b.Node("MatMul", {"y", "w"}, {"b"});
+  b.Node("MatMul", {"x", "small"}, {"c"});
+  for (const char* out : {"a", "b", "c"}) b.Output(out);
+  const Graph original = b.Build();
+  Graph factorized = original;
+  auto report = Factorize(factorized, {}, {}, 0, {});
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->layers.size(), 1u);
+  EXPECT_NE(report->layers[0].find("64x48 -> rank 8"), std::string::npos) << report->layers[0];
+  const std::vector<Tensor> inputs = {RandomTensor({4, 12}, 3), RandomTensor({32, 64}, 4)};
+  auto before = runtime::testing::RunGraph(original, inputs);
+  auto after = runtime::testing::RunGraph(factorized, inputs);
+  ASSERT_TRUE(before.ok() && after.ok()) << after.status();
+  for (size_t i = 0; i < before->size(); ++i) {
+    EXPECT_LE(runtime::testing::Mismatch((*after)[i], (*before)[i], 1e-4, 1e-4), 1.0) << "output " << i;
+  }
+}
+
 TEST(LowRank, BadInputIsRefused) {
   Graph g = RankEight();
   for (const LowRankOptions bad : {LowRankOptions{.ratio = 0}, LowRankOptions{.ratio = 1},
