@@ -303,7 +303,7 @@ absl::StatusOr<PruneReport> Factorize(Graph& graph, const LowRankOptions& option
       [&](size_t v, const Tensor& x) {
         for (size_t k : readers[values[v]]) covariances[k].Add(x, graph.nodes[layers[k].nodes[0]].op_type == "Conv");
       },
-      [&](double done) { return !progress || progress(0.5 * done); }));
+      Part(progress, 0, 0.5)));
 
   std::vector<std::pair<size_t, std::pair<std::string, std::string>>> replacements;  // node, factors
   for (size_t k = 0; k < layers.size(); ++k) {

@@ -24,10 +24,10 @@ absl::StatusOr<BuiltVariant> BuildStep(runtime::Graph original, const Profile& p
     std::vector<LayerSensitivity> sensitivity;
     if (prune.sensitivity) {  // on the first two batches, for the first half of the progress
       const auto few = absl::MakeConstSpan(batches).subspan(0, std::min<size_t>(2, batches.size()));
-      ASSIGN_OR_RETURN(sensitivity, SensitivityAnalysis(original, prune, few, options.num_threads,
-                                                        [&](double done) { return !options.progress || options.progress(done / 2); }));
+      ASSIGN_OR_RETURN(sensitivity,
+                       SensitivityAnalysis(original, prune, few, options.num_threads, Part(options.progress, 0, 0.5)));
       prune.layer_sparsity = AllocateSparsity(sensitivity, prune.sparsity);
-      if (options.progress) recovery = [&](double done) { return options.progress(0.5 + done / 2); };
+      recovery = Part(options.progress, 0.5, 1);
     }
     ASSIGN_OR_RETURN(built.pruning, Prune(built.graph, prune));
     for (const LayerSensitivity& l : sensitivity) {
@@ -37,7 +37,6 @@ absl::StatusOr<BuiltVariant> BuildStep(runtime::Graph original, const Profile& p
           "sensitivity of '%s' (%d weights): output SQNR %s dB with it alone at 50/70/80/90/95 %%; given %.0f %%",
           l.node, l.weights, sqnr, 100 * prune.layer_sparsity[l.node]));
     }
-    built.pruning.sensitivity = std::move(sensitivity);
     RETURN_IF_ERROR(runtime::Optimize(original, fold));
     RETURN_IF_ERROR(runtime::Optimize(built.graph, fold));
     RETURN_IF_ERROR(Recover(original, built.graph, built.pruning, batches, {options.num_threads, recovery}));
@@ -79,10 +78,10 @@ absl::StatusOr<BuiltVariant> BuildVariant(runtime::Graph original, const Profile
   for (const Profile& step : profile.then) steps.push_back(&step);
   BuiltVariant built{std::move(original), {}, {}};
   for (size_t i = 0; i < steps.size(); ++i) {
-    BuildOptions step_options = options;
-    if (options.progress) {  // step i of n covers [i / n, (i + 1) / n]
-      step_options.progress = [&, i](double done) { return options.progress((i + done) / steps.size()); };
-    }
+    if (options.starting) options.starting(*steps[i]);
+    BuildOptions step_options = options;  // step i of n covers [i / n, (i + 1) / n]
+    step_options.progress = Part(options.progress, static_cast<double>(i) / steps.size(),
+                                 static_cast<double>(i + 1) / steps.size());
     ASSIGN_OR_RETURN(BuiltVariant step, BuildStep(std::move(built.graph), *steps[i], calibration, step_options));
     built.graph = std::move(step.graph);
     if (Restructures(steps[i]->kind)) {  // the steps' layers, from the first one's parameters

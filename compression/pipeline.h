@@ -8,6 +8,8 @@
 #ifndef SLIMSERVE_COMPRESSION_PIPELINE_H_
 #define SLIMSERVE_COMPRESSION_PIPELINE_H_
 
+#include <functional>
+
 #include "absl/status/statusor.h"
 #include "compression/dataset.h"
 #include "compression/profile.h"
@@ -22,6 +24,8 @@ struct BuildOptions {
   int num_threads = 0;  // 0: one per core
   Progress progress;    // over the calibration runs, called between batches
   int64_t batch = 64;   // calibration rows per run
+  // Called as each step of a chain (the profile itself first) begins; may be empty.
+  std::function<void(const Profile& step)> starting;
 };
 
 struct BuiltVariant {

@@ -34,14 +34,18 @@ const Tensor* FloatConstant(const Graph& graph, const Node& node, size_t input) 
   return t != nullptr && t->dtype() == DataType::kFloat32 ? t : nullptr;
 }
 
-// Node input `input`'s constant, copied to change in place: tensors share
-// their storage with the graph this one was copied from, and other nodes may
-// read it too (the copy then takes a new name).
-Tensor& OwnConstant(Graph& graph, Node& node, size_t input) {
+// Makes `value` node input `input`'s constant, under a new name when other
+// nodes read the old one.
+Tensor& SetConstant(Graph& graph, Node& node, size_t input, Tensor value) {
   std::string& name = node.inputs[input];
-  Tensor copy = graph.initializers.at(name).Clone();
   if (graph.UseCounts()[name] > 1) name = runtime::UniqueName(graph, name + "_pruned");
-  return graph.initializers[name] = std::move(copy);
+  return graph.initializers[name] = std::move(value);
+}
+
+// Node input `input`'s constant, copied to change in place: tensors share
+// their storage with the graph this one was copied from.
+Tensor& OwnConstant(Graph& graph, Node& node, size_t input) {
+  return SetConstant(graph, node, input, graph.initializers.at(node.inputs[input]).Clone());
 }
 
 // The part of `t` whose index along `axis` is in `kept` (ascending).
@@ -66,9 +70,7 @@ Tensor Take(const Tensor& t, int64_t axis, const std::vector<int64_t>& kept) {
 void Slice(Graph& graph, Node& node, size_t input, int64_t axis, const std::vector<int64_t>& kept) {
   const Tensor& t = graph.initializers.at(node.inputs[input]);
   if (t.shape()[axis] == static_cast<int64_t>(kept.size())) return;
-  Tensor taken = Take(t, axis, kept);
-  if (graph.UseCounts()[node.inputs[input]] > 1) node.inputs[input] = runtime::UniqueName(graph, node.inputs[input] + "_pruned");
-  graph.initializers[node.inputs[input]] = std::move(taken);
+  SetConstant(graph, node, input, Take(t, axis, kept));
 }
 
 // ---- Structured: which channels are coupled ----
@@ -841,9 +843,8 @@ absl::Status Recover(const Graph& original, Graph& pruned, const PruneReport& re
   if (rows == 0) return absl::InvalidArgumentError("recovering a pruned model needs calibration data");
   // Progress within layer k's share (every pass reports each batch, which
   // is also where a server's worker yields to serving).
-  auto within = [&](size_t k) -> Progress {
-    if (!options.progress) return {};
-    return [&, k](double done) { return options.progress((k + done) / layers.size()); };
+  auto within = [&](size_t k) {
+    return Part(options.progress, static_cast<double>(k) / layers.size(), static_cast<double>(k + 1) / layers.size());
   };
   // The original's output statistics per channel.
   std::vector<ChannelStats> target(layers.size());

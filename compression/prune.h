@@ -83,8 +83,6 @@ struct PruneReport {
   // For every Conv or Gemm the pruning changed (node name): which of its
   // original output channels it still has, in order.
   std::map<std::string, std::vector<int64_t>> kept_outputs;
-  // With PruneOptions::sensitivity: the measurements the shares came from.
-  std::vector<LayerSensitivity> sensitivity;
 };
 
 // Prunes `graph` in place (before BatchNorm is folded, for kBnGamma). Fails

@@ -209,10 +209,8 @@ struct Histogram {
 absl::StatusOr<std::map<std::string, Range>> Calibrate(const Graph& graph, const std::vector<std::string>& values,
                                                        absl::Span<const std::vector<Tensor>> batches,
                                                        const QuantizeOptions& options, int64_t& rows) {
-  const int passes = options.calibration == Calibration::kMinMax ? 1 : 2;
-  auto share = [&](int pass) {  // of the progress, for pass `pass`
-    return [&, pass](double done) { return !options.progress || options.progress((pass + done) / passes); };
-  };
+  const double passes = options.calibration == Calibration::kMinMax ? 1 : 2;
+  auto share = [&](int pass) { return Part(options.progress, pass / passes, (pass + 1) / passes); };
   std::map<std::string, Range> ranges;
   RETURN_IF_ERROR(VisitValues(
       graph, values, batches, options.num_threads, [&](size_t i, const Tensor& t) { ranges[values[i]].Add(t); },

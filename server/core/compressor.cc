@@ -605,23 +605,20 @@ absl::Status Compressor::Run(JobState& state) {
   const compression::Profile& profile = state.profile;
   ASSIGN_OR_RETURN(JobData data, LoadJobData(models_, datasets_, *original, graph, profile, job.evaluation_data()));
 
-  // The stage names the chain's step at work: step i of n has [i / n, (i + 1) / n] of the building.
-  std::vector<compression::ProfileKind> steps = {profile.kind};
-  for (const compression::Profile& step : profile.then) steps.push_back(step.kind);
-  auto stage_of = [](compression::ProfileKind kind) {
+  // The stage names the chain's step at work.
+  auto stage_of = [](const compression::Profile& step) {
     using K = compression::ProfileKind;
-    return kind == K::kPruned ? "pruning" : kind == K::kLowRank ? "factorizing" : kind == K::kInt8Static ? "calibrating"
-                                                                                                        : "quantizing";
+    return step.kind == K::kPruned ? "pruning" : step.kind == K::kLowRank ? "factorizing"
+                                             : step.kind == K::kInt8Static ? "calibrating"
+                                                                           : "quantizing";
   };
-  RETURN_IF_ERROR(stage(stage_of(steps[0]), 0.05));
-  const compression::Progress building = span(0.05, 0.45);
-  auto progress = [&](double done) {
-    const size_t step = std::min(steps.size() - 1, static_cast<size_t>(done * steps.size()));
-    Update(state, [&](v1::Job& j) { j.set_stage(stage_of(steps[step])); });
-    return building(done);
+  auto starting = [&](const compression::Profile& step) {
+    Update(state, [&](v1::Job& j) { j.set_stage(stage_of(step)); });
   };
+  RETURN_IF_ERROR(stage(stage_of(profile), 0.05));
   ASSIGN_OR_RETURN(compression::BuiltVariant built,
-                   compression::BuildVariant(graph, profile, &data.calibration, {options_.threads, progress, 16}));
+                   compression::BuildVariant(graph, profile, &data.calibration,
+                                             {options_.threads, span(0.05, 0.45), 16, starting}));
   RETURN_IF_ERROR(stage("evaluating", 0.45));
   compression::EvaluateOptions evaluate;
   evaluate.max_rows = options_.evaluation_rows;
