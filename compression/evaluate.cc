@@ -32,6 +32,24 @@ absl::StatusOr<CompiledGraph> Compile(runtime::Graph graph, int num_threads, boo
   return c;
 }
 
+void OutputDifference::Add(const runtime::Tensor& original, const runtime::Tensor& variant) {
+  for (int64_t i = 0; i < original.num_elements(); ++i) {
+    const double u = original.data<float>()[i], v = variant.data<float>()[i];
+    signal += u * u;
+    noise += (u - v) * (u - v);
+    dot += u * v;
+    variant_energy += v * v;
+  }
+}
+
+double OutputDifference::SqnrDb() const {
+  return noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
+}
+
+double OutputDifference::Cosine() const {
+  return signal > 0 && variant_energy > 0 ? dot / std::sqrt(signal * variant_energy) : 0;
+}
+
 Parameters CountParameters(const runtime::Graph& graph) {
   Parameters p;
   for (const auto& [name, t] : graph.initializers) {
@@ -56,7 +74,7 @@ absl::StatusOr<Evaluation> Evaluate(runtime::Graph original, runtime::Graph vari
   e.original_parameters = original_parameters;
   e.variant_parameters = variant_parameters;
   int64_t right_a = 0, right_b = 0, same = 0;
-  double signal = 0, noise = 0, dot = 0, norm_b = 0;
+  OutputDifference difference;
   int64_t row = 0;
   for (const auto& batch : data.Batches(0, rows, options.batch)) {
     RETURN_IF_ERROR(Report(options.progress, static_cast<double>(row) / rows));
@@ -69,13 +87,7 @@ absl::StatusOr<Evaluation> Evaluate(runtime::Graph original, runtime::Graph vari
     }
     const int64_t n = batch[0].shape()[0];
     const int64_t per_row = x.num_elements() / std::max<int64_t>(n, 1);
-    for (int64_t i = 0; i < x.num_elements(); ++i) {
-      const double u = x.data<float>()[i], v = y.data<float>()[i];
-      signal += u * u;
-      noise += (u - v) * (u - v);
-      dot += u * v;
-      norm_b += v * v;
-    }
+    difference.Add(x, y);
     for (int64_t r = 0; r < n; ++r, ++row) {
       const int64_t ca = ArgMax(x.data<float>() + r * per_row, per_row);
       const int64_t cb = ArgMax(y.data<float>() + r * per_row, per_row);
@@ -93,8 +105,8 @@ absl::StatusOr<Evaluation> Evaluate(runtime::Graph original, runtime::Graph vari
     e.variant_top1 = 100.0 * right_b / row;
   }
   e.agreement = 100.0 * same / row;
-  e.sqnr_db = noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
-  e.cosine = signal > 0 && norm_b > 0 ? dot / std::sqrt(signal * norm_b) : 0;
+  e.sqnr_db = difference.SqnrDb();
+  e.cosine = difference.Cosine();
   return e;
 }
 

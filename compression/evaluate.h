@@ -43,6 +43,16 @@ struct Evaluation {
   Parameters original_parameters, variant_parameters;
 };
 
+// How far a variant's outputs are from the original's, summed over tensors.
+struct OutputDifference {
+  double signal = 0, noise = 0, dot = 0, variant_energy = 0;
+  // `original` and `variant`: float tensors of the same shape.
+  void Add(const runtime::Tensor& original, const runtime::Tensor& variant);
+  // 10 log10(signal / noise); infinity when they are the same.
+  double SqnrDb() const;
+  double Cosine() const;
+};
+
 // A graph optimized and compiled with the automatic backend choice.
 struct CompiledGraph {
   runtime::BackendSet backends;  // the executor's kernels borrow them

@@ -788,13 +788,10 @@ absl::StatusOr<std::vector<LayerSensitivity>> SensitivityAnalysis(const Graph& g
       one.layer_sparsity[name] = level;
       RETURN_IF_ERROR(Prune(pruned, one).status());
       ASSIGN_OR_RETURN(const std::vector<Tensor> out, outputs(std::move(pruned)));
-      double signal = 0, noise = 0;
-      for (size_t b = 0; b < out.size(); ++b) {
-        const float* y = reference[b].data<float>();
-        const float* z = out[b].data<float>();
-        for (int64_t i = 0; i < out[b].num_elements(); ++i) signal += double{y[i]} * y[i], noise += (double{y[i]} - z[i]) * (double{y[i]} - z[i]);
-      }
-      layer.sqnr_db.push_back(noise > 0 ? 10 * std::log10(signal / noise) : 200.0);
+      OutputDifference difference;
+      for (size_t b = 0; b < out.size(); ++b) difference.Add(reference[b], out[b]);
+      const double sqnr = difference.SqnrDb();
+      layer.sqnr_db.push_back(std::isinf(sqnr) ? 200.0 : sqnr);  // 200: unchanged
     }
     result.push_back(std::move(layer));
   }
