@@ -30,12 +30,14 @@ absl::StatusOr<BuiltVariant> BuildStep(runtime::Graph original, const Profile& p
       recovery = Part(options.progress, 0.5, 1);
     }
     ASSIGN_OR_RETURN(built.pruning, Prune(built.graph, prune));
+    std::string levels;
+    for (double level : kSensitivityLevels) absl::StrAppend(&levels, levels.empty() ? "" : "/", 100 * level);
     for (const LayerSensitivity& l : sensitivity) {
       std::string sqnr;
       for (double db : l.sqnr_db) absl::StrAppend(&sqnr, sqnr.empty() ? "" : "/", absl::StrFormat("%.1f", db));
-      built.pruning.layers.push_back(absl::StrFormat(
-          "sensitivity of '%s' (%d weights): output SQNR %s dB with it alone at 50/70/80/90/95 %%; given %.0f %%",
-          l.node, l.weights, sqnr, 100 * prune.layer_sparsity[l.node]));
+      built.pruning.layers.push_back(
+          absl::StrFormat("sensitivity of '%s' (%d weights): output SQNR %s dB with it alone at %s %%; given %.0f %%",
+                          l.node, l.weights, sqnr, levels, 100 * prune.layer_sparsity[l.node]));
     }
     RETURN_IF_ERROR(runtime::Optimize(original, fold));
     RETURN_IF_ERROR(runtime::Optimize(built.graph, fold));
