@@ -130,7 +130,8 @@ struct Candidate {
   std::unique_ptr<PrimitiveKernel> kernel;
 };
 
-// Largest |x - reference| relative to the largest |reference|.
+}  // namespace
+
 double Difference(const std::vector<float>& x, const std::vector<float>& reference) {
   double max_ref = 1e-30, max_diff = 0;
   for (size_t k = 0; k < reference.size() && k < x.size(); ++k) {
@@ -140,15 +141,12 @@ double Difference(const std::vector<float>& x, const std::vector<float>& referen
   return max_diff / max_ref;
 }
 
-// The output a kernel writes, as a value's description.
 std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& md) {
   std::vector<TensorDesc> outs(c.request.outputs.begin(), c.request.outputs.end());
   outs[0].layout = LayoutFor(c.backend, md, outs[0].shape);
   outs[0].bytes = static_cast<int64_t>(md.get_size());
   return outs;
 }
-
-}  // namespace
 
 bool FewChannels(const Shape& y) { return y.size() >= 3 && y[1] < 8; }
 
@@ -286,11 +284,8 @@ KernelOr CompileConv(const OpContext& c) {
     std::vector<double> times;
     std::vector<std::vector<float>> results(candidates.size());
     for (size_t i = 0; i < candidates.size(); ++i) {
-      std::vector<TensorDesc> outs(c.request.outputs.begin(), c.request.outputs.end());
-      outs[0].layout = LayoutFor(c.backend, candidates[i].pd.dst_desc(), y);
-      outs[0].bytes = static_cast<int64_t>(candidates[i].pd.dst_desc().get_size());
       ASSIGN_OR_RETURN(double ms, TimeKernel(c.engine, *candidates[i].kernel, c.request.inputs,
-                                             outs, 3, &results[i]));
+                                             OutputsIn(c, candidates[i].pd.dst_desc()), 3, &results[i]));
       times.push_back(ms);
     }
     for (size_t i = 1; i < candidates.size(); ++i) {

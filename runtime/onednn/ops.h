@@ -5,6 +5,7 @@
 #define SLIMSERVE_RUNTIME_ONEDNN_OPS_H_
 
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "dnnl.hpp"
@@ -66,6 +67,12 @@ bool FewChannels(const Shape& y);
 // `activation_params`) as eltwise post-ops, then y * scale + shift; false if
 // oneDNN lacks it.
 bool AppendActivation(const Node& node, dnnl::post_ops& post_ops, float scale = 1, float shift = 0);
+
+// For choosing between kernels by timing them (TimeKernel): the node's
+// outputs with output 0 in format `md`, and the largest |x - reference|
+// relative to the largest |reference|.
+std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& md);
+double Difference(const std::vector<float>& x, const std::vector<float>& reference);
 
 }  // namespace slimserve::runtime::onednn
 

@@ -13,11 +13,15 @@
 // thus pass u8 tensors in oneDNN's blocked formats, with no float between.
 // Scales and zero points are constants (static quantization), or for matrix
 // products also values computed per request (dynamic quantization).
+#include <cmath>
 #include <optional>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "runtime/activation.h"
 #include "runtime/onednn/common.h"
 #include "runtime/onednn/ops.h"
+#include "runtime/reference/winograd_int8.h"
 #include "runtime/status_macros.h"
 
 namespace slimserve::runtime::onednn {
@@ -162,6 +166,97 @@ memory::desc Strided(const memory::dims& dims, memory::data_type type, const mem
   return memory::desc(dims, type, strides);
 }
 
+
+// A 3x3 stride-1 QFusedConv by reference::WinogradInt8Conv, reading and
+// writing channels-last (nhwc) values; nullptr where that does not apply:
+// other layouts, fewer than 16 input channels, output channels not a
+// multiple of 16, activations other than ReLU.
+class WinogradInt8Kernel final : public Kernel {
+ public:
+  static std::unique_ptr<WinogradInt8Kernel> Make(const OpContext& c, const ConvGeometry& g,
+                                                 const memory::desc& dst) {
+    const Node& node = c.node();
+    const TensorDesc& x = c.input(0);
+    const TensorDesc& w = c.input(3);
+    const TensorDesc& w_scale = c.input(4);
+    const Shape& y = c.output(0).shape;
+    if (!reference::WinogradInt8Available() || !c.options.winograd || x.shape.size() != 4) return nullptr;
+    if (node.GetInt("group", 1) != 1 || w.dtype != DataType::kInt8 || w.shape[2] != 3 || w.shape[3] != 3) {
+      return nullptr;
+    }
+    if (g.strides != memory::dims{1, 1} || g.dilates != memory::dims{0, 0}) return nullptr;
+    const int64_t oc = w.shape[0], ic = w.shape[1];
+    if (oc % 16 != 0 || ic < 16 || (x.dtype != DataType::kUint8 && x.dtype != DataType::kInt8)) return nullptr;
+    auto nhwc = [](const Shape& shape, DataType type) {
+      return memory::desc(ToDims(shape), DnnlType(type), memory::format_tag::nhwc);
+    };
+    const DataType out = c.output(0).dtype;
+    if (ActualDesc(x) != nhwc(x.shape, x.dtype) || dst != nhwc(y, out)) return nullptr;
+    const bool has_sum = c.has_input(6);
+    if (has_sum && ActualDesc(c.input(6)) != dst) return nullptr;
+    const Activation activation = FusedActivation(node);
+    if (activation.HasAffine() ||
+        (activation.kind != Activation::Kind::kNone && activation.kind != Activation::Kind::kRelu)) {
+      return nullptr;
+    }
+    const std::optional<Quantization> xq = ConstantQuantization(c.input(1), c.input(2));
+    if (!xq.has_value() || w_scale.constant == nullptr || w_scale.dtype != DataType::kFloat32) return nullptr;
+    const int64_t scales = w_scale.constant->num_elements();
+    if (scales != 1 && scales != oc) return nullptr;
+
+    auto kernel = std::unique_ptr<WinogradInt8Kernel>(new WinogradInt8Kernel);
+    kernel->weights_ = reference::WinogradInt8Weights::FromDense(w.constant->data<int8_t>(), oc, ic);
+    for (int64_t k = 0; k < oc; ++k) {
+      kernel->scale_.push_back(xq->scale * w_scale.constant->data<float>()[scales == 1 ? 0 : k]);
+    }
+    if (c.has_input(5)) {
+      const TensorDesc& b = c.input(5);
+      if (b.constant == nullptr || b.dtype != DataType::kFloat32 || b.constant->num_elements() != oc) return nullptr;
+      kernel->bias_.assign(b.constant->data<float>(), b.constant->data<float>() + oc);
+    }
+    reference::WinogradInt8Epilogue& e = kernel->epilogue_;
+    e.relu = activation.kind == Activation::Kind::kRelu;
+    e.y_type = out == DataType::kUint8  ? reference::Int8ConvType::kUint8
+               : out == DataType::kInt8 ? reference::Int8ConvType::kInt8
+                                        : reference::Int8ConvType::kFloat32;
+    if (node.Has("y_scale")) {
+      e.y_scale = node.GetFloat("y_scale", 1.0f);
+      e.y_zero_point = static_cast<int32_t>(node.GetInt("y_zero_point", 0));
+      if (!(e.y_scale > 0)) return nullptr;
+    }
+    e.addend_scale = node.GetFloat("sum_scale", 1.0f);
+    e.addend_zero_point = static_cast<int32_t>(node.GetInt("sum_zero_point", 0));
+    kernel->has_sum_ = has_sum;
+    kernel->x_signed_ = x.dtype == DataType::kInt8;
+    kernel->x_zero_point_ = xq->zero_point;
+    kernel->threads_ = c.request.num_threads;
+    kernel->geometry_ = {x.shape[0], x.shape[2], x.shape[3], y[2], y[3], g.pad_l[0], g.pad_l[1]};
+    return kernel;
+  }
+
+  absl::Status Run(const KernelArgs& args) const override {
+    reference::WinogradInt8Epilogue e = epilogue_;
+    e.scale = scale_.data();
+    e.bias = bias_.empty() ? nullptr : bias_.data();
+    if (has_sum_) e.addend = args.inputs[6].raw_data();
+    reference::WinogradInt8Conv(weights_, args.inputs[0].raw_data(), x_signed_, x_zero_point_, geometry_, e,
+                                args.outputs[0].raw_data(), args.scratch, threads_);
+    return absl::OkStatus();
+  }
+  size_t scratch_bytes() const override { return reference::WinogradInt8ScratchBytes(weights_, geometry_, threads_); }
+
+ private:
+  WinogradInt8Kernel() = default;
+
+  reference::WinogradInt8Weights weights_;
+  std::vector<float> scale_, bias_;
+  reference::WinogradInt8Epilogue epilogue_;
+  reference::WinogradInt8Geometry geometry_;
+  bool has_sum_ = false, x_signed_ = false;
+  int32_t x_zero_point_ = 0;
+  int threads_ = 1;
+};
+
 }  // namespace
 
 KernelOr CompileQuantizedConv(const OpContext& c) {
@@ -215,6 +310,27 @@ KernelOr CompileQuantizedConv(const OpContext& c) {
   kernel->BindOutput(DNNL_ARG_DST, 0, pd.dst_desc());
   kernel->SetScratchpad(pd.scratchpad_desc());
   c.SetOutputFormat(0, pd.dst_desc());
+  // Winograd, where it applies, is kept when it measures faster than direct
+  // convolution and its outputs agree (exact sums; one step of rounding).
+  if (!c.request.measure || c.request.variant == kDirect) return kernel;
+  std::unique_ptr<WinogradInt8Kernel> winograd = WinogradInt8Kernel::Make(c, g, pd.dst_desc());
+  if (winograd == nullptr) return kernel;
+  std::vector<float> direct_result, winograd_result;
+  const std::vector<TensorDesc> outs = OutputsIn(c, pd.dst_desc());
+  ASSIGN_OR_RETURN(const double direct_ms, TimeKernel(c.engine, *kernel, c.request.inputs, outs, 3, &direct_result));
+  ASSIGN_OR_RETURN(const double winograd_ms,
+                   TimeKernel(c.engine, *winograd, c.request.inputs, outs, 3, &winograd_result));
+  double largest = 0;
+  for (float v : direct_result) largest = std::max<double>(largest, std::fabs(v));
+  const double step = out == DataType::kFloat32 ? 1e-4 * largest : 1.0;
+  const bool agree = Difference(winograd_result, direct_result) * std::max(largest, 1e-30) <= step;
+  const std::string measured = absl::StrFormat("int8 Winograd F(4x4,3x3) %.3f ms, direct %.3f ms%s", winograd_ms,
+                                               direct_ms, agree ? "" : " (results differ)");
+  if (agree && winograd_ms < direct_ms) {
+    winograd->set_description(measured);
+    return winograd;
+  }
+  kernel->set_description(absl::StrCat("direct: ", measured));
   return kernel;
 }
 

@@ -1,0 +1,324 @@
+#include "runtime/reference/winograd_int8.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+
+#include "runtime/reference/parallel.h"
+
+namespace slimserve::runtime::reference {
+namespace {
+
+#define SLIMSERVE_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// G with its rows scaled by 4, 6, 6, 24, 24 and 1 to integers; the output
+// transform divides by the same factors (kOutputScale, below).
+constexpr int kG[6][3] = {{1, 0, 0}, {-1, -1, -1}, {-1, 1, -1}, {1, 2, 4}, {1, -2, 4}, {0, 0, 1}};
+// A^T's columns times 24 / (4, 6, 6, 24, 24, 1), in both dimensions.
+constexpr float kOutputScale = 1.0f / 576;
+
+constexpr int kRows = 12;       // tiles per register block of the product
+constexpr int kBlockLanes = 32;  // output channels per product block (two vectors)
+
+struct Tiles {
+  int64_t rows, cols, per_image, count;
+  explicit Tiles(const WinogradInt8Geometry& g)
+      : rows((g.out_height + 3) / 4), cols((g.out_width + 3) / 4), per_image(rows * cols), count(g.batch * per_image) {}
+};
+
+// Tiles split into blocks, each transformed, multiplied and transformed
+// back by one thread: as many tiles as keep their transformed inputs within
+// ~640 KiB (in L2 while every output channel block reads them; more tiles
+// per block read the weights fewer times), in a multiple of the threads.
+struct Blocking {
+  int64_t per_block, blocks;
+  Blocking(const WinogradInt8Weights& w, const Tiles& tiles, int threads) {
+    const int64_t fit = std::clamp<int64_t>((640 << 10) / (36 * w.depth * 2), kRows, 10 * kRows);
+    const int64_t t = std::max(1, threads);
+    blocks = ((tiles.count + fit - 1) / fit + t - 1) / t * t;
+    per_block = (tiles.count + blocks - 1) / blocks;
+  }
+  // Per thread: v[36][per_block][depth] int16, then m[36][per_block][32] int32.
+  int64_t ScratchBytes(const WinogradInt8Weights& w) const {
+    return 36 * per_block * (w.depth * 2 + kBlockLanes * 4) + 64;
+  }
+};
+
+// The 1-D input transform B^T d on 16-bit lanes.
+SLIMSERVE_VNNI inline void InputTransform1D(const __m512i d[6], __m512i r[6]) {
+  const __m512i d12 = _mm512_add_epi16(d[1], d[2]);
+  const __m512i d34 = _mm512_add_epi16(d[3], d[4]);
+  r[0] = _mm512_add_epi16(_mm512_sub_epi16(_mm512_slli_epi16(_mm512_sub_epi16(d[0], d[2]), 2), d[2]), d[4]);
+  r[1] = _mm512_sub_epi16(d34, _mm512_slli_epi16(d12, 2));
+  r[2] = _mm512_add_epi16(_mm512_slli_epi16(_mm512_sub_epi16(d[1], d[2]), 2), _mm512_sub_epi16(d[4], d[3]));
+  const __m512i d31 = _mm512_slli_epi16(_mm512_sub_epi16(d[3], d[1]), 1);
+  const __m512i d42 = _mm512_sub_epi16(d[4], d[2]);
+  r[3] = _mm512_add_epi16(d31, d42);
+  r[4] = _mm512_sub_epi16(d42, d31);
+  r[5] = _mm512_add_epi16(_mm512_sub_epi16(_mm512_slli_epi16(_mm512_sub_epi16(d[1], d[3]), 2), d[3]), d[5]);
+}
+
+// Transformed inputs of tiles [first, first + count) into v[36][count][depth].
+template <bool kSigned>
+SLIMSERVE_VNNI void TransformInputs(const int8_t* x, const WinogradInt8Geometry& g, const Tiles& tiles,
+                                    int64_t channels, int64_t depth, int32_t zero_point, int64_t first,
+                                    int64_t count, int16_t* v) {
+  const __m512i zp = _mm512_set1_epi16(static_cast<int16_t>(zero_point));
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t t = first + i, n = t / tiles.per_image, r = t % tiles.per_image;
+    const int64_t h0 = r / tiles.cols * 4 - g.pad_top, w0 = r % tiles.cols * 4 - g.pad_left;
+    for (int64_t c = 0; c < depth; c += 32) {
+      const int64_t left = channels - c;
+      const __mmask32 mask = left >= 32 ? ~__mmask32{0} : left > 0 ? (__mmask32{1} << left) - 1 : 0;
+      __m512i rows[6][6];
+      for (int a = 0; a < 6; ++a) {
+        const int64_t h = h0 + a;
+        __m512i d[6];
+        for (int b = 0; b < 6; ++b) {
+          const int64_t w = w0 + b;
+          if (h < 0 || h >= g.height || w < 0 || w >= g.width || mask == 0) {
+            d[b] = _mm512_setzero_si512();
+            continue;
+          }
+          const __m256i raw = _mm256_maskz_loadu_epi8(mask, x + ((n * g.height + h) * g.width + w) * channels + c);
+          const __m512i wide = kSigned ? _mm512_cvtepi8_epi16(raw) : _mm512_cvtepu8_epi16(raw);
+          d[b] = _mm512_maskz_sub_epi16(mask, wide, zp);
+        }
+        InputTransform1D(d, rows[a]);  // along the row: d B
+      }
+      for (int b = 0; b < 6; ++b) {
+        const __m512i column[6] = {rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b], rows[5][b]};
+        __m512i out[6];
+        InputTransform1D(column, out);  // down the column: B^T (d B)
+        for (int a = 0; a < 6; ++a) {
+          _mm512_storeu_si512(v + ((a * 6 + b) * count + i) * depth + c, out[a]);
+        }
+      }
+    }
+  }
+}
+
+// acc + the pairwise products of a and b's 16-bit lanes, saturated. In
+// assembly: GCC 12 copies the accumulator of the intrinsic around every use.
+SLIMSERVE_VNNI inline __m512i DotPairs(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpwssds %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
+// m[r][16 z + lane] = sum over k of v[r][k] u_z[k][lane], for R rows of v
+// (stride depth) and Z blocks of 16 output channels of u (stride
+// u_stride); 16-bit pairs, 32-bit saturating sums.
+template <int R, int Z>
+SLIMSERVE_VNNI void Product(const int16_t* v, int64_t depth, const int16_t* u, int64_t u_stride, int32_t* m) {
+  __m512i acc[R][Z];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+    for (int z = 0; z < Z; ++z) acc[r][z] = _mm512_setzero_si512();
+  }
+  const int32_t* pairs = reinterpret_cast<const int32_t*>(v);
+  const int64_t row_pairs = depth / 2;
+  for (int64_t k = 0; k < row_pairs; ++k) {
+    __m512i b[Z];
+#pragma GCC unroll 2
+    for (int z = 0; z < Z; ++z) b[z] = _mm512_loadu_si512(u + z * u_stride + k * 32);
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+      const __m512i a = _mm512_set1_epi32(pairs[r * row_pairs + k]);
+  #pragma GCC unroll 2
+    for (int z = 0; z < Z; ++z) acc[r][z] = DotPairs(acc[r][z], a, b[z]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+    for (int z = 0; z < Z; ++z) _mm512_storeu_si512(m + r * kBlockLanes + z * 16, acc[r][z]);
+  }
+}
+
+template <int Z>
+SLIMSERVE_VNNI void ProductRows(int rows, const int16_t* v, int64_t depth, const int16_t* u, int64_t u_stride,
+                                int32_t* m) {
+  switch (rows) {
+#define SLIMSERVE_ROWS(R) \
+  case R: return Product<R, Z>(v, depth, u, u_stride, m);
+    SLIMSERVE_ROWS(1) SLIMSERVE_ROWS(2) SLIMSERVE_ROWS(3) SLIMSERVE_ROWS(4) SLIMSERVE_ROWS(5) SLIMSERVE_ROWS(6)
+    SLIMSERVE_ROWS(7) SLIMSERVE_ROWS(8) SLIMSERVE_ROWS(9) SLIMSERVE_ROWS(10) SLIMSERVE_ROWS(11) SLIMSERVE_ROWS(12)
+#undef SLIMSERVE_ROWS
+  }
+}
+
+// The 1-D output transform (24 A^T D^-1) m.
+SLIMSERVE_VNNI inline void OutputTransform1D(const __m512 m[6], __m512 o[4]) {
+  const __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+  const __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+  const __m512 four = _mm512_set1_ps(4);
+  o[0] = _mm512_fmadd_ps(_mm512_set1_ps(6), m[0], _mm512_fmadd_ps(four, s12, s34));
+  o[1] = _mm512_fmadd_ps(four, d12, _mm512_add_ps(d34, d34));
+  o[2] = _mm512_mul_ps(four, _mm512_add_ps(s12, s34));
+  o[3] = _mm512_fmadd_ps(four, d12, _mm512_fmadd_ps(_mm512_set1_ps(8), d34, _mm512_mul_ps(_mm512_set1_ps(24), m[5])));
+}
+
+SLIMSERVE_VNNI inline __m512 LoadAsFloat(const void* p, int64_t index, Int8ConvType type) {
+  switch (type) {
+    case Int8ConvType::kUint8:
+      return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(p) + index))));
+    case Int8ConvType::kInt8:
+      return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(static_cast<const int8_t*>(p) + index))));
+    case Int8ConvType::kFloat32: return _mm512_loadu_ps(static_cast<const float*>(p) + index);
+  }
+  return _mm512_setzero_ps();
+}
+
+// The epilogue's per-channel constants for 16 channels.
+struct Lanes {
+  __m512 scale, bias, addend_scale, addend_shift, y_factor, y_shift;
+};
+
+SLIMSERVE_VNNI void Store(__m512 value, const Lanes& lanes, const WinogradInt8Epilogue& e, int64_t index, void* y) {
+  __m512 v = _mm512_fmadd_ps(value, lanes.scale, lanes.bias);
+  if (e.addend != nullptr) {
+    v = _mm512_add_ps(v, _mm512_fmadd_ps(LoadAsFloat(e.addend, index, e.y_type), lanes.addend_scale,
+                                         lanes.addend_shift));
+  }
+  if (e.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+  if (e.y_type == Int8ConvType::kFloat32) {
+    _mm512_storeu_ps(static_cast<float*>(y) + index, v);
+    return;
+  }
+  // Rounded to nearest even (the default rounding mode), then saturated.
+  const __m512i q = _mm512_cvtps_epi32(_mm512_fmadd_ps(v, lanes.y_factor, lanes.y_shift));
+  const __m128i bytes = e.y_type == Int8ConvType::kUint8
+                            ? _mm512_cvtusepi32_epi8(_mm512_max_epi32(q, _mm512_setzero_si512()))
+                            : _mm512_cvtsepi32_epi8(q);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(y) + index), bytes);
+}
+
+// Outputs of tiles [first, first + count), channels [channel, channel + 16 Z),
+// from m[36][count][kBlockLanes].
+SLIMSERVE_VNNI void TransformOutputs(const int32_t* m, const WinogradInt8Geometry& g, const Tiles& tiles,
+                                     int64_t out_channels, int64_t channel, int lanes_used, int64_t first,
+                                     int64_t count, const WinogradInt8Epilogue& e, void* y) {
+  for (int z = 0; z * 16 < lanes_used; ++z) {
+    const int64_t k = channel + z * 16;
+    Lanes lanes;
+    lanes.scale = _mm512_mul_ps(_mm512_loadu_ps(e.scale + k), _mm512_set1_ps(kOutputScale));
+    lanes.bias = e.bias != nullptr ? _mm512_loadu_ps(e.bias + k) : _mm512_setzero_ps();
+    lanes.addend_scale = _mm512_set1_ps(e.addend_scale);
+    lanes.addend_shift = _mm512_set1_ps(-e.addend_scale * static_cast<float>(e.addend_zero_point));
+    lanes.y_factor = _mm512_set1_ps(1.0f / e.y_scale);
+    lanes.y_shift = _mm512_set1_ps(static_cast<float>(e.y_zero_point));
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t t = first + i, n = t / tiles.per_image, r = t % tiles.per_image;
+      const int64_t h0 = r / tiles.cols * 4, w0 = r % tiles.cols * 4;
+      __m512 rows[6][4];
+      for (int a = 0; a < 6; ++a) {
+        __m512 s[6];
+        for (int b = 0; b < 6; ++b) {
+          s[b] = _mm512_cvtepi32_ps(_mm512_loadu_si512(m + ((a * 6 + b) * count + i) * kBlockLanes + z * 16));
+        }
+        OutputTransform1D(s, rows[a]);
+      }
+      for (int b = 0; b < 4; ++b) {
+        const int64_t w = w0 + b;
+        if (w >= g.out_width) break;
+        const __m512 column[6] = {rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b], rows[5][b]};
+        __m512 out[4];
+        OutputTransform1D(column, out);
+        for (int a = 0; a < 4 && h0 + a < g.out_height; ++a) {
+          Store(out[a], lanes, e, ((n * g.out_height + h0 + a) * g.out_width + w) * out_channels + k, y);
+        }
+      }
+    }
+  }
+}
+
+SLIMSERVE_VNNI void ConvBlock(const WinogradInt8Weights& w, const int8_t* x, bool x_signed, int32_t x_zero_point,
+                              const WinogradInt8Geometry& g, const Tiles& tiles, const WinogradInt8Epilogue& e,
+                              int64_t first, int64_t count, int16_t* v, int32_t* m, void* y) {
+  if (x_signed) {
+    TransformInputs<true>(x, g, tiles, w.in_channels, w.depth, x_zero_point, first, count, v);
+  } else {
+    TransformInputs<false>(x, g, tiles, w.in_channels, w.depth, x_zero_point, first, count, v);
+  }
+  const int64_t groups = w.out_channels / 16, u_stride = w.depth * 16;
+  for (int64_t group = 0; group < groups; group += 2) {
+    const int z = std::min<int64_t>(2, groups - group);
+    for (int p = 0; p < 36; ++p) {
+      const int16_t* u = w.u.data() + (p * groups + group) * u_stride;
+      for (int64_t r = 0; r < count; r += kRows) {
+        const int rows = static_cast<int>(std::min<int64_t>(kRows, count - r));
+        const int16_t* vp = v + (p * count + r) * w.depth;
+        int32_t* mp = m + (p * count + r) * kBlockLanes;
+        if (z == 2) {
+          ProductRows<2>(rows, vp, w.depth, u, u_stride, mp);
+        } else {
+          ProductRows<1>(rows, vp, w.depth, u, u_stride, mp);
+        }
+      }
+    }
+    TransformOutputs(m, g, tiles, w.out_channels, group * 16, z * 16, first, count, e, y);
+  }
+}
+
+}  // namespace
+
+bool WinogradInt8Available() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+WinogradInt8Weights WinogradInt8Weights::FromDense(const int8_t* w, int64_t out_channels, int64_t in_channels) {
+  WinogradInt8Weights t;
+  t.in_channels = in_channels;
+  t.out_channels = out_channels;
+  t.depth = (in_channels + 31) / 32 * 32;
+  const int64_t groups = out_channels / 16;
+  t.u.assign(36 * groups * t.depth * 16, 0);
+  for (int64_t o = 0; o < out_channels; ++o) {
+    for (int64_t c = 0; c < in_channels; ++c) {
+      const int8_t* g = w + (o * in_channels + c) * 9;
+      int gg[6][3];  // G g
+      for (int a = 0; a < 6; ++a) {
+        for (int j = 0; j < 3; ++j) gg[a][j] = kG[a][0] * g[j] + kG[a][1] * g[3 + j] + kG[a][2] * g[6 + j];
+      }
+      for (int a = 0; a < 6; ++a) {
+        for (int b = 0; b < 6; ++b) {
+          const int value = gg[a][0] * kG[b][0] + gg[a][1] * kG[b][1] + gg[a][2] * kG[b][2];
+          const int64_t p = a * 6 + b;
+          t.u[((p * groups + o / 16) * (t.depth / 2) + c / 2) * 32 + (o % 16) * 2 + c % 2] = static_cast<int16_t>(value);
+        }
+      }
+    }
+  }
+  return t;
+}
+
+size_t WinogradInt8ScratchBytes(const WinogradInt8Weights& w, const WinogradInt8Geometry& g, int num_threads) {
+  return static_cast<size_t>(std::max(1, num_threads) * Blocking(w, Tiles(g), num_threads).ScratchBytes(w));
+}
+
+void WinogradInt8Conv(const WinogradInt8Weights& w, const void* x, bool x_signed, int32_t x_zero_point,
+                      const WinogradInt8Geometry& g, const WinogradInt8Epilogue& e, void* y, void* scratch,
+                      int num_threads) {
+  const Tiles tiles(g);
+  const bool parallel = WorthThreads(num_threads, tiles.count, 36.0 * tiles.count * w.depth * w.out_channels);
+  const int threads = parallel ? num_threads : 1;
+  const Blocking blocking(w, tiles, threads);
+  const int64_t per_block = blocking.per_block, per_thread = blocking.ScratchBytes(w);
+#pragma omp parallel for num_threads(threads) if (parallel) schedule(static)
+  for (int64_t block = 0; block < blocking.blocks; ++block) {
+    const int64_t first = block * per_block;
+    if (first >= tiles.count) continue;
+    char* base = static_cast<char*>(scratch) + (parallel ? omp_get_thread_num() : 0) * per_thread;
+    int16_t* v = reinterpret_cast<int16_t*>(base);
+    int32_t* m = reinterpret_cast<int32_t*>(base + 36 * per_block * w.depth * 2);
+    ConvBlock(w, static_cast<const int8_t*>(x), x_signed, x_zero_point, g, tiles, e, first,
+              std::min(per_block, tiles.count - first), v, m, y);
+  }
+}
+
+}  // namespace slimserve::runtime::reference
