@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "runtime/reference/parallel.h"
 
@@ -28,16 +29,23 @@ struct Tiles {
 };
 
 // Tiles split into blocks, each transformed, multiplied and transformed
-// back by one thread: as many tiles as keep their transformed inputs within
-// ~640 KiB (in L2 while every output channel block reads them; more tiles
-// per block read the weights fewer times), in a multiple of the threads.
+// back by one thread: as many tiles as keep their transformed inputs and
+// products within ~640 KiB (in L2 while every output channel block reads
+// them; more tiles per block read the weights fewer times), in a multiple
+// of the threads.
 struct Blocking {
   int64_t per_block, blocks;
   Blocking(const WinogradInt8Weights& w, const Tiles& tiles, int threads) {
-    const int64_t fit = std::clamp<int64_t>((640 << 10) / (36 * w.depth * 2), kRows, 10 * kRows);
+    int64_t fit = std::clamp<int64_t>((640 << 10) / (36 * (w.depth * 2 + kBlockLanes * 4)) / kRows * kRows,
+                                      kRows, 10 * kRows);
+    // Every block reads all the weights, 2 / fit bytes per multiply-add:
+    // beyond ~8 MiB (512 x 512 channels: 18 MiB) they come from L3 or memory
+    // at a rate that starves the products, and 96 tiles per block cost less
+    // even with their transformed inputs out of L2.
+    if (static_cast<int64_t>(w.u.size()) * 2 > (8 << 20)) fit = std::max<int64_t>(fit, 8 * kRows);
     const int64_t t = std::max(1, threads);
     blocks = ((tiles.count + fit - 1) / fit + t - 1) / t * t;
-    per_block = (tiles.count + blocks - 1) / blocks;
+    per_block = ((tiles.count + blocks - 1) / blocks + kRows - 1) / kRows * kRows;
   }
   // Per thread: v[36][per_block][depth] int16, then m[36][per_block][32] int32.
   int64_t ScratchBytes(const WinogradInt8Weights& w) const {
@@ -59,7 +67,9 @@ SLIMSERVE_VNNI inline void InputTransform1D(const __m512i d[6], __m512i r[6]) {
   r[5] = _mm512_add_epi16(_mm512_sub_epi16(_mm512_slli_epi16(_mm512_sub_epi16(d[1], d[3]), 2), d[3]), d[5]);
 }
 
-// Transformed inputs of tiles [first, first + count) into v[36][count][depth].
+// Transformed inputs of tiles [first, first + count) into
+// v[36][depth / 32][count][32]: a product reads 16 channel pairs of 12
+// tiles at fixed offsets from one address.
 template <bool kSigned>
 SLIMSERVE_VNNI void TransformInputs(const int8_t* x, const WinogradInt8Geometry& g, const Tiles& tiles,
                                     int64_t channels, int64_t depth, int32_t zero_point, int64_t first,
@@ -92,7 +102,7 @@ SLIMSERVE_VNNI void TransformInputs(const int8_t* x, const WinogradInt8Geometry&
         __m512i out[6];
         InputTransform1D(column, out);  // down the column: B^T (d B)
         for (int a = 0; a < 6; ++a) {
-          _mm512_storeu_si512(v + ((a * 6 + b) * count + i) * depth + c, out[a]);
+          _mm512_storeu_si512(v + (((a * 6 + b) * depth / 32 + c / 32) * count + i) * 32, out[a]);
         }
       }
     }
@@ -106,28 +116,32 @@ SLIMSERVE_VNNI inline __m512i DotPairs(__m512i acc, __m512i a, __m512i b) {
   return acc;
 }
 
-// m[r][16 z + lane] = sum over k of v[r][k] u_z[k][lane], for R rows of v
-// (stride depth) and Z blocks of 16 output channels of u (stride
-// u_stride); 16-bit pairs, 32-bit saturating sums.
+// m[r][16 z + lane] = sum over k of v_r[k] u_z[k][lane], for R rows of v
+// (chunks of 16 channel pairs, `count` rows apart) and Z blocks of 16 output
+// channels of u (u_stride apart); 16-bit pairs, 32-bit saturating sums.
 template <int R, int Z>
-SLIMSERVE_VNNI void Product(const int16_t* v, int64_t depth, const int16_t* u, int64_t u_stride, int32_t* m) {
+SLIMSERVE_VNNI void Product(const int16_t* v, int64_t depth, int64_t count, const int16_t* u, int64_t u_stride,
+                            int32_t* m) {
   __m512i acc[R][Z];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 2
     for (int z = 0; z < Z; ++z) acc[r][z] = _mm512_setzero_si512();
   }
-  const int32_t* pairs = reinterpret_cast<const int32_t*>(v);
-  const int64_t row_pairs = depth / 2;
-  for (int64_t k = 0; k < row_pairs; ++k) {
-    __m512i b[Z];
+  for (int64_t chunk = 0; chunk < depth / 32; ++chunk) {
+    const int32_t* pairs = reinterpret_cast<const int32_t*>(v + chunk * count * 32);
+    const int16_t* uk = u + chunk * 16 * 32;
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; ++k) {
+      __m512i b[Z];
 #pragma GCC unroll 2
-    for (int z = 0; z < Z; ++z) b[z] = _mm512_loadu_si512(u + z * u_stride + k * 32);
-  #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-      const __m512i a = _mm512_set1_epi32(pairs[r * row_pairs + k]);
-  #pragma GCC unroll 2
-    for (int z = 0; z < Z; ++z) acc[r][z] = DotPairs(acc[r][z], a, b[z]);
+      for (int z = 0; z < Z; ++z) b[z] = _mm512_loadu_si512(uk + z * u_stride + k * 32);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m512i a = _mm512_set1_epi32(pairs[r * 16 + k]);
+#pragma GCC unroll 2
+        for (int z = 0; z < Z; ++z) acc[r][z] = DotPairs(acc[r][z], a, b[z]);
+      }
     }
   }
 #pragma GCC unroll 16
@@ -138,11 +152,11 @@ SLIMSERVE_VNNI void Product(const int16_t* v, int64_t depth, const int16_t* u, i
 }
 
 template <int Z>
-SLIMSERVE_VNNI void ProductRows(int rows, const int16_t* v, int64_t depth, const int16_t* u, int64_t u_stride,
-                                int32_t* m) {
+SLIMSERVE_VNNI void ProductRows(int rows, const int16_t* v, int64_t depth, int64_t count, const int16_t* u,
+                                int64_t u_stride, int32_t* m) {
   switch (rows) {
 #define SLIMSERVE_ROWS(R) \
-  case R: return Product<R, Z>(v, depth, u, u_stride, m);
+  case R: return Product<R, Z>(v, depth, count, u, u_stride, m);
     SLIMSERVE_ROWS(1) SLIMSERVE_ROWS(2) SLIMSERVE_ROWS(3) SLIMSERVE_ROWS(4) SLIMSERVE_ROWS(5) SLIMSERVE_ROWS(6)
     SLIMSERVE_ROWS(7) SLIMSERVE_ROWS(8) SLIMSERVE_ROWS(9) SLIMSERVE_ROWS(10) SLIMSERVE_ROWS(11) SLIMSERVE_ROWS(12)
 #undef SLIMSERVE_ROWS
@@ -173,9 +187,26 @@ SLIMSERVE_VNNI inline __m512 LoadAsFloat(const void* p, int64_t index, Int8ConvT
   return _mm512_setzero_ps();
 }
 
-// The epilogue's per-channel constants for 16 channels.
+// The epilogue's constants for 16 channels. Without an addend the
+// requantization joins the scale and bias, and ReLU becomes a floor at the
+// zero point: max(v, 0) / y_scale + zp = max(v / y_scale + zp, zp).
 struct Lanes {
-  __m512 scale, bias, addend_scale, addend_shift, y_factor, y_shift;
+  __m512 scale, bias, floor, addend_scale, addend_shift, y_factor, y_shift;
+
+  SLIMSERVE_VNNI Lanes(const WinogradInt8Epilogue& e, int64_t k) {
+    const bool to_int = e.y_type != Int8ConvType::kFloat32;
+    const float factor = to_int ? 1.0f / e.y_scale : 1.0f;
+    const float zero_point = to_int ? static_cast<float>(e.y_zero_point) : 0.0f;
+    const bool folded = e.addend == nullptr;
+    scale = _mm512_mul_ps(_mm512_loadu_ps(e.scale + k), _mm512_set1_ps(kOutputScale * (folded ? factor : 1.0f)));
+    bias = e.bias != nullptr ? _mm512_loadu_ps(e.bias + k) : _mm512_setzero_ps();
+    if (folded) bias = _mm512_fmadd_ps(bias, _mm512_set1_ps(factor), _mm512_set1_ps(zero_point));
+    floor = _mm512_set1_ps(!e.relu ? -INFINITY : folded ? zero_point : 0.0f);
+    addend_scale = _mm512_set1_ps(e.addend_scale);
+    addend_shift = _mm512_set1_ps(-e.addend_scale * static_cast<float>(e.addend_zero_point));
+    y_factor = _mm512_set1_ps(factor);
+    y_shift = _mm512_set1_ps(zero_point);
+  }
 };
 
 SLIMSERVE_VNNI void Store(__m512 value, const Lanes& lanes, const WinogradInt8Epilogue& e, int64_t index, void* y) {
@@ -183,14 +214,16 @@ SLIMSERVE_VNNI void Store(__m512 value, const Lanes& lanes, const WinogradInt8Ep
   if (e.addend != nullptr) {
     v = _mm512_add_ps(v, _mm512_fmadd_ps(LoadAsFloat(e.addend, index, e.y_type), lanes.addend_scale,
                                          lanes.addend_shift));
+    v = _mm512_fmadd_ps(_mm512_max_ps(v, lanes.floor), lanes.y_factor, lanes.y_shift);
+  } else {
+    v = _mm512_max_ps(v, lanes.floor);
   }
-  if (e.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
   if (e.y_type == Int8ConvType::kFloat32) {
     _mm512_storeu_ps(static_cast<float*>(y) + index, v);
     return;
   }
   // Rounded to nearest even (the default rounding mode), then saturated.
-  const __m512i q = _mm512_cvtps_epi32(_mm512_fmadd_ps(v, lanes.y_factor, lanes.y_shift));
+  const __m512i q = _mm512_cvtps_epi32(v);
   const __m128i bytes = e.y_type == Int8ConvType::kUint8
                             ? _mm512_cvtusepi32_epi8(_mm512_max_epi32(q, _mm512_setzero_si512()))
                             : _mm512_cvtsepi32_epi8(q);
@@ -204,13 +237,7 @@ SLIMSERVE_VNNI void TransformOutputs(const int32_t* m, const WinogradInt8Geometr
                                      int64_t count, const WinogradInt8Epilogue& e, void* y) {
   for (int z = 0; z * 16 < lanes_used; ++z) {
     const int64_t k = channel + z * 16;
-    Lanes lanes;
-    lanes.scale = _mm512_mul_ps(_mm512_loadu_ps(e.scale + k), _mm512_set1_ps(kOutputScale));
-    lanes.bias = e.bias != nullptr ? _mm512_loadu_ps(e.bias + k) : _mm512_setzero_ps();
-    lanes.addend_scale = _mm512_set1_ps(e.addend_scale);
-    lanes.addend_shift = _mm512_set1_ps(-e.addend_scale * static_cast<float>(e.addend_zero_point));
-    lanes.y_factor = _mm512_set1_ps(1.0f / e.y_scale);
-    lanes.y_shift = _mm512_set1_ps(static_cast<float>(e.y_zero_point));
+    const Lanes lanes(e, k);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t t = first + i, n = t / tiles.per_image, r = t % tiles.per_image;
       const int64_t h0 = r / tiles.cols * 4, w0 = r % tiles.cols * 4;
@@ -246,17 +273,17 @@ SLIMSERVE_VNNI void ConvBlock(const WinogradInt8Weights& w, const int8_t* x, boo
   }
   const int64_t groups = w.out_channels / 16, u_stride = w.depth * 16;
   for (int64_t group = 0; group < groups; group += 2) {
-    const int z = std::min<int64_t>(2, groups - group);
+    const int z = static_cast<int>(std::min<int64_t>(2, groups - group));
     for (int p = 0; p < 36; ++p) {
       const int16_t* u = w.u.data() + (p * groups + group) * u_stride;
       for (int64_t r = 0; r < count; r += kRows) {
         const int rows = static_cast<int>(std::min<int64_t>(kRows, count - r));
-        const int16_t* vp = v + (p * count + r) * w.depth;
+        const int16_t* vp = v + (p * w.depth / 32 * count + r) * 32;
         int32_t* mp = m + (p * count + r) * kBlockLanes;
         if (z == 2) {
-          ProductRows<2>(rows, vp, w.depth, u, u_stride, mp);
+          ProductRows<2>(rows, vp, w.depth, count, u, u_stride, mp);
         } else {
-          ProductRows<1>(rows, vp, w.depth, u, u_stride, mp);
+          ProductRows<1>(rows, vp, w.depth, count, u, u_stride, mp);
         }
       }
     }
