@@ -69,31 +69,34 @@ SLIMSERVE_VNNI inline void InputTransform1D(const __m512i d[6], __m512i r[6]) {
 
 // Transformed inputs of tiles [first, first + count) into
 // v[36][depth / 32][count][32]: a product reads 16 channel pairs of 12
-// tiles at fixed offsets from one address.
+// tiles at fixed offsets from one address. The zero point is subtracted
+// after the transform, where B^T 1 = (0, -6, 0, 0, 0, 0) leaves it only in
+// position (1, 1) as 36 zp (16-bit sums wrap, but the final values fit);
+// pixels outside the image count as the zero point. Channels past the
+// input's are garbage that meets zero weights.
 template <bool kSigned>
 SLIMSERVE_VNNI void TransformInputs(const int8_t* x, const WinogradInt8Geometry& g, const Tiles& tiles,
                                     int64_t channels, int64_t depth, int32_t zero_point, int64_t first,
                                     int64_t count, int16_t* v) {
-  const __m512i zp = _mm512_set1_epi16(static_cast<int16_t>(zero_point));
+  const __m512i padding = _mm512_set1_epi16(static_cast<int16_t>(zero_point));
+  const __m512i correction = _mm512_set1_epi16(static_cast<int16_t>(36 * zero_point));
   for (int64_t i = 0; i < count; ++i) {
     const int64_t t = first + i, n = t / tiles.per_image, r = t % tiles.per_image;
     const int64_t h0 = r / tiles.cols * 4 - g.pad_top, w0 = r % tiles.cols * 4 - g.pad_left;
+    const bool inside = h0 >= 0 && w0 >= 0 && h0 + 6 <= g.height && w0 + 6 <= g.width;
+    const int8_t* origin = x + ((n * g.height + h0) * g.width + w0) * channels;
     for (int64_t c = 0; c < depth; c += 32) {
-      const int64_t left = channels - c;
-      const __mmask32 mask = left >= 32 ? ~__mmask32{0} : left > 0 ? (__mmask32{1} << left) - 1 : 0;
+      const __mmask32 mask = channels - c >= 32 ? ~__mmask32{0} : (__mmask32{1} << (channels - c)) - 1;
       __m512i rows[6][6];
       for (int a = 0; a < 6; ++a) {
-        const int64_t h = h0 + a;
         __m512i d[6];
         for (int b = 0; b < 6; ++b) {
-          const int64_t w = w0 + b;
-          if (h < 0 || h >= g.height || w < 0 || w >= g.width || mask == 0) {
-            d[b] = _mm512_setzero_si512();
+          if (!inside && (h0 + a < 0 || h0 + a >= g.height || w0 + b < 0 || w0 + b >= g.width)) {
+            d[b] = padding;
             continue;
           }
-          const __m256i raw = _mm256_maskz_loadu_epi8(mask, x + ((n * g.height + h) * g.width + w) * channels + c);
-          const __m512i wide = kSigned ? _mm512_cvtepi8_epi16(raw) : _mm512_cvtepu8_epi16(raw);
-          d[b] = _mm512_maskz_sub_epi16(mask, wide, zp);
+          const __m256i raw = _mm256_maskz_loadu_epi8(mask, origin + (a * g.width + b) * channels + c);
+          d[b] = kSigned ? _mm512_cvtepi8_epi16(raw) : _mm512_cvtepu8_epi16(raw);
         }
         InputTransform1D(d, rows[a]);  // along the row: d B
       }
@@ -101,6 +104,7 @@ SLIMSERVE_VNNI void TransformInputs(const int8_t* x, const WinogradInt8Geometry&
         const __m512i column[6] = {rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b], rows[5][b]};
         __m512i out[6];
         InputTransform1D(column, out);  // down the column: B^T (d B)
+        if (b == 1) out[1] = _mm512_sub_epi16(out[1], correction);
         for (int a = 0; a < 6; ++a) {
           _mm512_storeu_si512(v + (((a * 6 + b) * depth / 32 + c / 32) * count + i) * 32, out[a]);
         }
