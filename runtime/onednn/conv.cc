@@ -53,8 +53,7 @@ class SparseConvKernel final : public Kernel {
  public:
   SparseConvKernel(const OpContext& c, reference::SparseRows weights, Activation activation,
                    const dnnl::memory::desc& dst, reference::SparseLayout y_layout)
-      : engine_(c.engine),
-        weights_(std::move(weights)),
+      : weights_(std::move(weights)),
         activation_(activation),
         threads_(c.request.num_threads),
         y_layout_(y_layout) {
@@ -64,65 +63,32 @@ class SparseConvKernel final : public Kernel {
     spatial_ = x[2] * x[3];
     const std::optional<reference::SparseLayout> x_layout = SparseLayoutOf(ActualDesc(c.input(0)), x);
     x_layout_ = x_layout.value_or(reference::SparseLayout::kRowMajor);
-    Bind(c, 0, x_layout.has_value() ? ActualDesc(c.input(0)) : RowMajorDesc(x), inputs_[0]);
-    if (c.has_input(3)) Bind(c, 3, dst, inputs_[1]);
+    inputs_.Bind(c, 0, x_layout.has_value() ? ActualDesc(c.input(0)) : RowMajorDesc(x));
+    if (c.has_input(3)) inputs_.Bind(c, 3, dst);
     if (x_layout_ != reference::SparseLayout::kRowMajor) {  // x made row-major per image
-      rows_offset_ = scratch_bytes_;
-      scratch_bytes_ += weights_.cols * spatial_ * static_cast<int64_t>(sizeof(float));
+      rows_bytes_ = weights_.cols * spatial_ * static_cast<int64_t>(sizeof(float));
     }
   }
 
   absl::Status Run(const KernelArgs& args) const override {
-    const float* data[2] = {nullptr, nullptr};  // x, addend
-    char* scratch = static_cast<char*>(args.scratch);
-    try {
-      for (int k = 0; k < 2; ++k) {
-        const Input& in = inputs_[k];
-        if (in.index < 0) continue;
-        const Tensor& t = args.inputs[in.index];
-        data[k] = t.data<float>();
-        if (in.reorder == nullptr) continue;
-        dnnl::memory src(in.actual, engine_, const_cast<void*>(t.raw_data())), dst(in.wanted, engine_, scratch + in.offset);
-        in.reorder->execute(ThreadStream(engine_), src, dst);
-        ThreadStream(engine_).wait();
-        data[k] = reinterpret_cast<const float*>(scratch + in.offset);
-      }
-    } catch (const dnnl::error& e) {
-      return DnnlError(e, "reordering a sparse convolution's input");
-    }
-    reference::SparseConv1x1(weights_, bias_.empty() ? nullptr : bias_.data(), data[1], activation_, data[0],
-                             x_layout_, args.outputs[0].data<float>(), y_layout_, batch_, spatial_,
-                             reinterpret_cast<float*>(scratch + rows_offset_), threads_);
+    ASSIGN_OR_RETURN(const std::vector<const void*> data, inputs_.Data(args));  // x, addend
+    char* rows = static_cast<char*>(args.scratch) + inputs_.scratch_bytes();
+    reference::SparseConv1x1(weights_, bias_.empty() ? nullptr : bias_.data(),
+                             data.size() > 1 ? static_cast<const float*>(data[1]) : nullptr, activation_,
+                             static_cast<const float*>(data[0]), x_layout_, args.outputs[0].data<float>(), y_layout_,
+                             batch_, spatial_, reinterpret_cast<float*>(rows), threads_);
     return absl::OkStatus();
   }
-  size_t scratch_bytes() const override { return static_cast<size_t>(scratch_bytes_); }
+  size_t scratch_bytes() const override { return static_cast<size_t>(inputs_.scratch_bytes() + rows_bytes_); }
 
  private:
-  struct Input {
-    int index = -1;  // of the node's inputs; -1: none
-    dnnl::memory::desc actual, wanted;
-    std::shared_ptr<dnnl::reorder> reorder;  // when actual is not wanted
-    int64_t offset = 0;                      // in scratch
-  };
-
-  void Bind(const OpContext& c, int index, const dnnl::memory::desc& wanted, Input& in) {
-    in.index = index;
-    in.actual = ActualDesc(c.input(index));
-    in.wanted = wanted;
-    if (in.actual == in.wanted) return;
-    in.reorder = std::make_shared<dnnl::reorder>(dnnl::reorder::primitive_desc(engine_, in.actual, engine_, wanted));
-    in.offset = scratch_bytes_;
-    scratch_bytes_ += (static_cast<int64_t>(wanted.get_size()) + 63) / 64 * 64;
-  }
-
-  dnnl::engine engine_;
   reference::SparseRows weights_;
   std::vector<float> bias_;
   Activation activation_;
   int threads_;
   reference::SparseLayout x_layout_ = reference::SparseLayout::kRowMajor, y_layout_;
-  int64_t batch_ = 0, spatial_ = 0, scratch_bytes_ = 0, rows_offset_ = 0;
-  Input inputs_[2];
+  int64_t batch_ = 0, spatial_ = 0, rows_bytes_ = 0;
+  ReorderedInputs inputs_;
 };
 
 struct Candidate {
@@ -146,6 +112,37 @@ std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& 
   outs[0].layout = LayoutFor(c.backend, md, outs[0].shape);
   outs[0].bytes = static_cast<int64_t>(md.get_size());
   return outs;
+}
+
+int ReorderedInputs::Bind(const OpContext& c, int index, const dnnl::memory::desc& wanted) {
+  engine_ = c.engine;
+  Input in{index, ActualDesc(c.input(index)), wanted};
+  if (in.actual != in.wanted) {
+    in.reorder = std::make_shared<dnnl::reorder>(dnnl::reorder::primitive_desc(engine_, in.actual, engine_, wanted));
+    in.offset = scratch_bytes_;
+    scratch_bytes_ += (static_cast<int64_t>(wanted.get_size()) + 63) / 64 * 64;
+  }
+  inputs_.push_back(in);
+  return static_cast<int>(inputs_.size()) - 1;
+}
+
+absl::StatusOr<std::vector<const void*>> ReorderedInputs::Data(const KernelArgs& args) const {
+  std::vector<const void*> data;
+  char* scratch = static_cast<char*>(args.scratch);
+  try {
+    for (const Input& in : inputs_) {
+      const Tensor& t = args.inputs[in.index];
+      data.push_back(t.raw_data());
+      if (in.reorder == nullptr) continue;
+      dnnl::memory src(in.actual, engine_, const_cast<void*>(t.raw_data())), dst(in.wanted, engine_, scratch + in.offset);
+      in.reorder->execute(ThreadStream(engine_), src, dst);
+      ThreadStream(engine_).wait();
+      data.back() = scratch + in.offset;
+    }
+  } catch (const dnnl::error& e) {
+    return DnnlError(e, "reordering a kernel's input");
+  }
+  return data;
 }
 
 bool FewChannels(const Shape& y) { return y.size() >= 3 && y[1] < 8; }

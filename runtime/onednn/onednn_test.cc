@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/passes/passes.h"
+#include "runtime/reference/winograd_int8.h"
 #include "runtime/testing/backend_check.h"
 #include "runtime/testing/graph_builder.h"
 #include "runtime/testing/qdq_graphs.h"
@@ -289,15 +290,18 @@ TEST_F(OnednnTest, WarmRunsCreateNoPrimitives) {
 class OnednnInt8Test : public OnednnTest {
  protected:
   // Runs `graph` optimized on oneDNN; returns its plan's (op, backend) pairs.
+  // With `kernels`, the backend may time alternatives (measure_kernels), and
+  // each node's kernel description is appended there.
   std::vector<std::pair<std::string, std::string>> ExpectMatchesQdq(const Graph& graph,
                                                                      const std::vector<Tensor>& inputs,
-                                                                     double atol) {
+                                                                     double atol,
+                                                                     std::vector<std::string>* kernels = nullptr) {
     Graph g = graph;
     EXPECT_TRUE(Optimize(g, {}).ok());
     ExecutorOptions options;
     options.backends = {backend_.get()};
     options.num_threads = 2;
-    options.measure_kernels = false;
+    options.measure_kernels = kernels != nullptr;
     auto executor = Executor::Create(g, options);
     EXPECT_TRUE(executor.ok()) << executor.status();
     if (!executor.ok()) return {};
@@ -314,7 +318,10 @@ class OnednnInt8Test : public OnednnTest {
     }
     std::vector<std::pair<std::string, std::string>> placed;
     if (summary.ok()) {
-      for (const auto& e : summary->nodes) placed.emplace_back(e.op_type, e.backend);
+      for (const auto& e : summary->nodes) {
+        placed.emplace_back(e.op_type, e.backend);
+        if (kernels != nullptr) kernels->push_back(e.kernel);
+      }
     }
     return placed;
   }
@@ -421,6 +428,25 @@ TEST_F(OnednnInt8Test, SingleConvsCoverLayoutsGroupsAndActivations) {
       }
     }
   }
+}
+
+TEST_F(OnednnInt8Test, MeasuredPlansTryWinogradOnInt8ConvsAndAgree) {
+  // The second 3x3 convolution of the residual block reads the first's
+  // channels-last uint8 output: the backend builds the int8 Winograd kernel
+  // for it, times it against direct convolution and keeps it only if the
+  // two agree within a rounding step; either way the plan matches the QDQ
+  // reference. (Partial tiles: winograd_int8_test.)
+  if (!reference::WinogradInt8Available()) GTEST_SKIP() << "no AVX-512 VNNI";
+  std::vector<std::string> kernels;
+  const auto placed = ExpectMatchesQdq(testing::SlimserveQdqGraph(true), {RandomTensor({3, 16, 8, 8}, 11)},
+                                       2 * 2.0 / 255 * 0.3, &kernels);
+  EXPECT_TRUE(RunsOn(placed, "QFusedConv", "onednn"));
+  int measured = 0;
+  for (const std::string& kernel : kernels) {
+    if (kernel.find("int8 Winograd") != std::string::npos) ++measured;
+    EXPECT_EQ(kernel.find("results differ"), std::string::npos) << kernel;
+  }
+  EXPECT_GE(measured, 1);
 }
 
 TEST_F(OnednnInt8Test, DynamicQuantizationMatMulTakesScalesPerRun) {

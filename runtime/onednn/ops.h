@@ -68,6 +68,30 @@ bool FewChannels(const Shape& y);
 // oneDNN lacks it.
 bool AppendActivation(const Node& node, dnnl::post_ops& post_ops, float scale = 1, float shift = 0);
 
+// Inputs that one of the backend's own kernels reads in a layout of its
+// choosing: each bound in another layout is reordered into the start of the
+// kernel's scratch before it runs.
+class ReorderedInputs {
+ public:
+  // Reads input `index` of `c` as `wanted`; returns its slot in Data().
+  int Bind(const OpContext& c, int index, const dnnl::memory::desc& wanted);
+  // Scratch the reordered copies take, from offset 0 (a multiple of 64).
+  int64_t scratch_bytes() const { return scratch_bytes_; }
+  // Each bound input in its wanted layout: the argument, or its copy.
+  absl::StatusOr<std::vector<const void*>> Data(const KernelArgs& args) const;
+
+ private:
+  struct Input {
+    int index;  // of the node's inputs
+    dnnl::memory::desc actual, wanted;
+    std::shared_ptr<dnnl::reorder> reorder;  // when actual is not wanted
+    int64_t offset = 0;                      // in scratch
+  };
+  dnnl::engine engine_;
+  std::vector<Input> inputs_;
+  int64_t scratch_bytes_ = 0;
+};
+
 // For choosing between kernels by timing them (TimeKernel): the node's
 // outputs with output 0 in format `md`, and the largest |x - reference|
 // relative to the largest |reference|.

@@ -167,10 +167,11 @@ memory::desc Strided(const memory::dims& dims, memory::data_type type, const mem
 }
 
 
-// A 3x3 stride-1 QFusedConv by reference::WinogradInt8Conv, reading and
-// writing channels-last (nhwc) values; nullptr where that does not apply:
-// other layouts, fewer than 16 input channels, output channels not a
-// multiple of 16, activations other than ReLU.
+// A 3x3 stride-1 QFusedConv by reference::WinogradInt8Conv, writing a
+// channels-last (nhwc) output and reading x and the addend that way
+// (reordered first if they are not); nullptr where that does not apply:
+// another output layout, fewer than 16 input channels, output channels not
+// a multiple of 16, activations other than ReLU.
 class WinogradInt8Kernel final : public Kernel {
  public:
   static std::unique_ptr<WinogradInt8Kernel> Make(const OpContext& c, const ConvGeometry& g,
@@ -191,9 +192,7 @@ class WinogradInt8Kernel final : public Kernel {
       return memory::desc(ToDims(shape), DnnlType(type), memory::format_tag::nhwc);
     };
     const DataType out = c.output(0).dtype;
-    if (ActualDesc(x) != nhwc(x.shape, x.dtype) || dst != nhwc(y, out)) return nullptr;
-    const bool has_sum = c.has_input(6);
-    if (has_sum && ActualDesc(c.input(6)) != dst) return nullptr;
+    if (dst != nhwc(y, out)) return nullptr;
     const Activation activation = FusedActivation(node);
     if (activation.HasAffine() ||
         (activation.kind != Activation::Kind::kNone && activation.kind != Activation::Kind::kRelu)) {
@@ -226,7 +225,8 @@ class WinogradInt8Kernel final : public Kernel {
     }
     e.addend_scale = node.GetFloat("sum_scale", 1.0f);
     e.addend_zero_point = static_cast<int32_t>(node.GetInt("sum_zero_point", 0));
-    kernel->has_sum_ = has_sum;
+    kernel->inputs_.Bind(c, 0, nhwc(x.shape, x.dtype));
+    if (c.has_input(6)) kernel->inputs_.Bind(c, 6, dst);
     kernel->x_signed_ = x.dtype == DataType::kInt8;
     kernel->x_zero_point_ = xq->zero_point;
     kernel->threads_ = c.request.num_threads;
@@ -235,15 +235,18 @@ class WinogradInt8Kernel final : public Kernel {
   }
 
   absl::Status Run(const KernelArgs& args) const override {
+    ASSIGN_OR_RETURN(const std::vector<const void*> data, inputs_.Data(args));  // x, addend
     reference::WinogradInt8Epilogue e = epilogue_;
     e.scale = scale_.data();
     e.bias = bias_.empty() ? nullptr : bias_.data();
-    if (has_sum_) e.addend = args.inputs[6].raw_data();
-    reference::WinogradInt8Conv(weights_, args.inputs[0].raw_data(), x_signed_, x_zero_point_, geometry_, e,
-                                args.outputs[0].raw_data(), args.scratch, threads_);
+    if (data.size() > 1) e.addend = data[1];
+    reference::WinogradInt8Conv(weights_, data[0], x_signed_, x_zero_point_, geometry_, e, args.outputs[0].raw_data(),
+                                static_cast<char*>(args.scratch) + inputs_.scratch_bytes(), threads_);
     return absl::OkStatus();
   }
-  size_t scratch_bytes() const override { return reference::WinogradInt8ScratchBytes(weights_, geometry_, threads_); }
+  size_t scratch_bytes() const override {
+    return inputs_.scratch_bytes() + reference::WinogradInt8ScratchBytes(weights_, geometry_, threads_);
+  }
 
  private:
   WinogradInt8Kernel() = default;
@@ -252,7 +255,8 @@ class WinogradInt8Kernel final : public Kernel {
   std::vector<float> scale_, bias_;
   reference::WinogradInt8Epilogue epilogue_;
   reference::WinogradInt8Geometry geometry_;
-  bool has_sum_ = false, x_signed_ = false;
+  ReorderedInputs inputs_;
+  bool x_signed_ = false;
   int32_t x_zero_point_ = 0;
   int threads_ = 1;
 };
