@@ -339,10 +339,9 @@ void WinogradInt8Conv(const WinogradInt8Weights& w, const void* x, bool x_signed
                       int num_threads) {
   const Tiles tiles(g);
   const bool parallel = WorthThreads(num_threads, tiles.count, 36.0 * tiles.count * w.depth * w.out_channels);
-  const int threads = parallel ? num_threads : 1;
-  const Blocking blocking(w, tiles, threads);
+  const Blocking blocking(w, tiles, num_threads);  // as WinogradInt8ScratchBytes sized it
   const int64_t per_block = blocking.per_block, per_thread = blocking.ScratchBytes(w);
-#pragma omp parallel for num_threads(threads) if (parallel) schedule(static)
+#pragma omp parallel for num_threads(std::max(1, num_threads)) if (parallel) schedule(static)
   for (int64_t block = 0; block < blocking.blocks; ++block) {
     const int64_t first = block * per_block;
     if (first >= tiles.count) continue;

@@ -140,7 +140,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{3, 14, 13, 48, 16, 0, 0, 0, 0, true, false, false, false, T::kInt8},
                       Case{1, 5, 11, 20, 32, 2, 1, 0, 2, false, true, true, true, T::kInt8},
                       Case{2, 6, 6, 96, 80, 1, 1, 1, 1, false, false, true, true, T::kFloat32},
-                      Case{1, 28, 28, 64, 64, 1, 1, 1, 1, false, true, true, false, T::kUint8}));
+                      Case{1, 28, 28, 64, 64, 1, 1, 1, 1, false, true, true, false, T::kUint8},
+                      Case{1, 9, 6, 32, 16, 1, 1, 1, 1, true, true, true, true, T::kUint8},
+                      Case{1, 4, 4, 16, 16, 1, 1, 1, 1, false, false, true, false, T::kInt8}));
 
 }  // namespace
 }  // namespace slimserve::runtime::reference
