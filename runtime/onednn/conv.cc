@@ -96,8 +96,7 @@ struct Candidate {
   std::unique_ptr<PrimitiveKernel> kernel;
 };
 
-}  // namespace
-
+// Largest |x - reference| relative to the largest |reference|.
 double Difference(const std::vector<float>& x, const std::vector<float>& reference) {
   double max_ref = 1e-30, max_diff = 0;
   for (size_t k = 0; k < reference.size() && k < x.size(); ++k) {
@@ -107,6 +106,8 @@ double Difference(const std::vector<float>& x, const std::vector<float>& referen
   return max_diff / max_ref;
 }
 
+}  // namespace
+
 std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& md) {
   std::vector<TensorDesc> outs(c.request.outputs.begin(), c.request.outputs.end());
   outs[0].layout = LayoutFor(c.backend, md, outs[0].shape);
@@ -114,7 +115,7 @@ std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& 
   return outs;
 }
 
-int ReorderedInputs::Bind(const OpContext& c, int index, const dnnl::memory::desc& wanted) {
+void ReorderedInputs::Bind(const OpContext& c, int index, const dnnl::memory::desc& wanted) {
   engine_ = c.engine;
   Input in{index, ActualDesc(c.input(index)), wanted};
   if (in.actual != in.wanted) {
@@ -123,7 +124,6 @@ int ReorderedInputs::Bind(const OpContext& c, int index, const dnnl::memory::des
     scratch_bytes_ += (static_cast<int64_t>(wanted.get_size()) + 63) / 64 * 64;
   }
   inputs_.push_back(in);
-  return static_cast<int>(inputs_.size()) - 1;
 }
 
 absl::StatusOr<std::vector<const void*>> ReorderedInputs::Data(const KernelArgs& args) const {

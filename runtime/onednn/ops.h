@@ -73,11 +73,12 @@ bool AppendActivation(const Node& node, dnnl::post_ops& post_ops, float scale = 
 // kernel's scratch before it runs.
 class ReorderedInputs {
  public:
-  // Reads input `index` of `c` as `wanted`; returns its slot in Data().
-  int Bind(const OpContext& c, int index, const dnnl::memory::desc& wanted);
+  // Reads input `index` of `c` as `wanted`, after those bound before.
+  void Bind(const OpContext& c, int index, const dnnl::memory::desc& wanted);
   // Scratch the reordered copies take, from offset 0 (a multiple of 64).
   int64_t scratch_bytes() const { return scratch_bytes_; }
-  // Each bound input in its wanted layout: the argument, or its copy.
+  // Each bound input in its wanted layout (the argument, or its copy), in
+  // the order bound.
   absl::StatusOr<std::vector<const void*>> Data(const KernelArgs& args) const;
 
  private:
@@ -92,11 +93,9 @@ class ReorderedInputs {
   int64_t scratch_bytes_ = 0;
 };
 
-// For choosing between kernels by timing them (TimeKernel): the node's
-// outputs with output 0 in format `md`, and the largest |x - reference|
-// relative to the largest |reference|.
+// The node's outputs with output 0 in format `md`, for timing a kernel
+// that writes it there (TimeKernel).
 std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& md);
-double Difference(const std::vector<float>& x, const std::vector<float>& reference);
 
 }  // namespace slimserve::runtime::onednn
 
