@@ -315,7 +315,8 @@ KernelOr CompileQuantizedConv(const OpContext& c) {
   c.SetOutputFormat(0, pd.dst_desc());
   // Winograd, where it applies, is kept when it measures faster than direct
   // convolution and its outputs agree (exact sums; one step of rounding).
-  if (!c.request.measure || c.request.variant == kDirect) return kernel;
+  // Every plan variant tries it: they differ only in fp32 convolutions.
+  if (!c.request.measure) return kernel;
   std::unique_ptr<WinogradInt8Kernel> winograd = WinogradInt8Kernel::Make(c, g, pd.dst_desc());
   if (winograd == nullptr) return kernel;
   std::vector<float> direct_result, winograd_result;
