@@ -170,7 +170,8 @@ memory::desc Strided(const memory::dims& dims, memory::data_type type, const mem
 // channels-last (nhwc) output and reading x and the addend that way
 // (reordered first if they are not); nullptr where that does not apply:
 // another output layout, fewer than 16 input channels, output channels not
-// a multiple of 16, activations other than ReLU.
+// a multiple of 16, activations other than ReLU. For nodes MakeProduct took
+// as static quantization, whose scales, bias and y_scale it checked.
 class WinogradInt8Kernel final : public Kernel {
  public:
   static std::unique_ptr<WinogradInt8Kernel> Make(const OpContext& c, const ConvGeometry& g,
@@ -198,9 +199,8 @@ class WinogradInt8Kernel final : public Kernel {
       return nullptr;
     }
     const std::optional<Quantization> xq = ConstantQuantization(c.input(1), c.input(2));
-    if (!xq.has_value() || w_scale.constant == nullptr || w_scale.dtype != DataType::kFloat32) return nullptr;
-    const int64_t scales = w_scale.constant->num_elements();
-    if (scales != 1 && scales != oc) return nullptr;
+    if (!xq.has_value()) return nullptr;
+    const int64_t scales = w_scale.constant->num_elements();  // 1 or oc
 
     auto kernel = std::unique_ptr<WinogradInt8Kernel>(new WinogradInt8Kernel);
     kernel->weights_ = reference::WinogradInt8Weights::FromDense(w.constant->data<int8_t>(), oc, ic);
@@ -208,20 +208,16 @@ class WinogradInt8Kernel final : public Kernel {
       kernel->scale_.push_back(xq->scale * w_scale.constant->data<float>()[scales == 1 ? 0 : k]);
     }
     if (c.has_input(5)) {
-      const TensorDesc& b = c.input(5);
-      if (b.constant == nullptr || b.dtype != DataType::kFloat32 || b.constant->num_elements() != oc) return nullptr;
-      kernel->bias_.assign(b.constant->data<float>(), b.constant->data<float>() + oc);
+      const float* b = c.input(5).constant->data<float>();
+      kernel->bias_.assign(b, b + oc);
     }
     reference::WinogradInt8Epilogue& e = kernel->epilogue_;
     e.relu = activation.kind == Activation::Kind::kRelu;
     e.y_type = out == DataType::kUint8  ? reference::Int8ConvType::kUint8
                : out == DataType::kInt8 ? reference::Int8ConvType::kInt8
                                         : reference::Int8ConvType::kFloat32;
-    if (node.Has("y_scale")) {
-      e.y_scale = node.GetFloat("y_scale", 1.0f);
-      e.y_zero_point = static_cast<int32_t>(node.GetInt("y_zero_point", 0));
-      if (!(e.y_scale > 0)) return nullptr;
-    }
+    e.y_scale = node.GetFloat("y_scale", 1.0f);
+    e.y_zero_point = static_cast<int32_t>(node.GetInt("y_zero_point", 0));
     e.addend_scale = node.GetFloat("sum_scale", 1.0f);
     e.addend_zero_point = static_cast<int32_t>(node.GetInt("sum_zero_point", 0));
     kernel->inputs_.Bind(c, 0, nhwc(x.shape, x.dtype));

@@ -27,10 +27,17 @@ constexpr float kOutputScale = 1.0f / 576;
 constexpr int kRows = 12;       // tiles per register block of the product
 constexpr int kBlockLanes = 32;  // output channels per product block (two vectors)
 
+// The 4x4 output tiles of the batch, image by image, row by row.
 struct Tiles {
-  int64_t rows, cols, per_image, count;
+  int64_t cols, per_image, count;
   explicit Tiles(const WinogradInt8Geometry& g)
-      : rows((g.out_height + 3) / 4), cols((g.out_width + 3) / 4), per_image(rows * cols), count(g.batch * per_image) {}
+      : cols((g.out_width + 3) / 4), per_image((g.out_height + 3) / 4 * cols), count(g.batch * per_image) {}
+  // Tile t's image and first output row and column.
+  void Locate(int64_t t, int64_t& n, int64_t& h, int64_t& w) const {
+    n = t / per_image;
+    h = t % per_image / cols * 4;
+    w = t % per_image % cols * 4;
+  }
 };
 
 // Tiles split into blocks, each transformed, multiplied and transformed
@@ -87,8 +94,10 @@ SLIMSERVE_VNNI void TransformInputs(const int8_t* x, const WinogradInt8Geometry&
   const __m512i padding = _mm512_set1_epi16(static_cast<int16_t>(zero_point));
   const __m512i correction = _mm512_set1_epi16(static_cast<int16_t>(36 * zero_point));
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t t = first + i, n = t / tiles.per_image, r = t % tiles.per_image;
-    const int64_t h0 = r / tiles.cols * 4 - g.pad_top, w0 = r % tiles.cols * 4 - g.pad_left;
+    int64_t n, h0, w0;
+    tiles.Locate(first + i, n, h0, w0);
+    h0 -= g.pad_top;
+    w0 -= g.pad_left;
     const bool inside = h0 >= 0 && w0 >= 0 && h0 + 6 <= g.height && w0 + 6 <= g.width;
     const int64_t origin = ((n * g.height + h0) * g.width + w0) * channels;  // may lie before x
     for (int64_t c = 0; c < depth; c += 32) {
@@ -248,8 +257,8 @@ SLIMSERVE_VNNI void TransformOutputs(const int32_t* m, const WinogradInt8Geometr
   const int halves = lanes_used / 16;
   const Lanes lanes[2] = {Lanes(e, channel), Lanes(e, channel + 16 * (halves - 1))};
   for (int64_t i = 0; i < count; ++i) {  // both halves of a tile's products at once, while in L1
-    const int64_t t = first + i, n = t / tiles.per_image, r = t % tiles.per_image;
-    const int64_t h0 = r / tiles.cols * 4, w0 = r % tiles.cols * 4;
+    int64_t n, h0, w0;
+    tiles.Locate(first + i, n, h0, w0);
     for (int z = 0; z < halves; ++z) {
       const int64_t k = channel + z * 16;
       __m512 rows[6][4];
