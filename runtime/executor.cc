@@ -191,15 +191,19 @@ absl::StatusOr<std::shared_ptr<Plan>> Executor::BuildPlan(absl::Span<const Tenso
   if (candidates.empty()) candidates.push_back({{}, 0});
 
   std::vector<std::shared_ptr<Plan>> plans;
+  KernelChoices choices;
+  bool variants_differ = true;  // for the current order, as its variant 0 found
   for (const Candidate& candidate : candidates) {
+    if (candidate.variant > 0 && !variants_differ) continue;  // the same plan again
     std::vector<Backend*> backends = candidate.order;
     backends.push_back(&TheReferenceBackend());
     ASSIGN_OR_RETURN(std::shared_ptr<Plan> plan,
                      runtime::BuildPlan(PlanInputs{graph_, inputs, input_in_key_, backends,
                                                    options_.num_threads, options_.max_tensor_bytes,
                                                    candidate.variant, options_.measure_kernels,
-                                                   &kernels_compiled_}));
+                                                   &kernels_compiled_, &choices}));
     plan->strategy = absl::StrCat(backends[0]->name(), " first, variant ", candidate.variant);
+    if (candidate.variant == 0) variants_differ = plan->variant_sensitive;
     // A plan that leaves more nodes to the reference kernels than another is
     // not worth timing.
     if (!plans.empty() && ReferenceSteps(*plan) > ReferenceSteps(*plans.back())) continue;

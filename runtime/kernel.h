@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
@@ -74,6 +75,15 @@ class Kernel {
   std::string description_;
 };
 
+// A kernel a backend chose by timing it against another, kept for the other
+// plans the executor builds from the same inputs (which differ in other
+// nodes), so that each alternative is built and timed once.
+struct KernelChoice {
+  bool alternative = false;  // the timed alternative won over the backend's default kernel
+  std::string description;   // what was measured, for Kernel::description
+};
+using KernelChoices = absl::flat_hash_map<std::string, KernelChoice>;  // by a key of the backend's
+
 struct CompileRequest {
   const Node& node;
   int64_t opset;
@@ -85,6 +95,12 @@ struct CompileRequest {
   int variant = 0;
   // Whether the backend may time alternatives to choose a kernel.
   bool measure = true;
+  // Choices made while building this plan's sibling variants; null for none.
+  KernelChoices* choices = nullptr;
+  // Set (when not null) by a backend whose kernel for this node would differ
+  // in another of its variants; a plan none of whose nodes sets it is the
+  // same in every variant, and the executor builds it once.
+  bool* variant_sensitive = nullptr;
 };
 
 // A source of kernels. Backends are stateless after construction, or guard

@@ -168,7 +168,8 @@ class PlanBuilder {
       std::vector<TensorDesc> request_out = out_descs;
       CompileRequest request{node, in_.graph.opset, request_in, absl::MakeSpan(request_out),
                              in_.num_threads, backend == in_.backends[0] ? in_.variant : 0,
-                             in_.measure};
+                             in_.measure, in_.choices,
+                             backend == in_.backends[0] ? &plan_->variant_sensitive : nullptr};
       ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel, backend->Compile(request));
       if (kernel == nullptr) continue;
       ++*in_.kernels_compiled;

@@ -72,6 +72,9 @@ class Plan {
   int64_t folded_nodes = 0;
   std::string strategy;
   double measured_ms = 0;
+  // Whether a kernel of the first backend depends on the variant it was
+  // built for (CompileRequest::variant_sensitive).
+  bool variant_sensitive = false;
 
   int Root(int slot) const;
   std::unique_ptr<Context> NewContext() const;
@@ -93,6 +96,7 @@ struct PlanInputs {
   int variant;   // passed to the first backend's Compile (the others get 0)
   bool measure;  // likewise
   std::atomic<int64_t>* kernels_compiled;  // incremented per compiled kernel
+  KernelChoices* choices;                  // shared by the variants built for the same inputs
 };
 
 absl::StatusOr<std::shared_ptr<Plan>> BuildPlan(const PlanInputs& in);

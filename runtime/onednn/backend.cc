@@ -132,6 +132,7 @@ absl::StatusOr<std::unique_ptr<OnednnBackend>> OnednnBackend::Create(const Onedn
 }
 
 int64_t PrimitivesCreatedForTesting() { return PrimitivesCreated(); }
+int64_t KernelsTimedForTesting() { return KernelsTimed(); }
 
 const TensorDesc& OpContext::input(size_t i) const {
   static const TensorDesc undefined;

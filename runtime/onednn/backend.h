@@ -43,6 +43,8 @@ class OnednnBackend : public Backend {
 
 // Primitives created so far in this process (tests check a warm run makes none).
 int64_t PrimitivesCreatedForTesting();
+// Kernels timed against others so far (tests check each choice is timed once per plan build).
+int64_t KernelsTimedForTesting();
 
 }  // namespace slimserve::runtime::onednn
 

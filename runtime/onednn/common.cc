@@ -10,6 +10,7 @@ namespace slimserve::runtime::onednn {
 namespace {
 
 std::atomic<int64_t> primitives_created{0};
+std::atomic<int64_t> kernels_timed{0};
 
 constexpr int64_t kAlignment = 64;
 
@@ -75,6 +76,7 @@ bool IsReferenceImpl(const dnnl::primitive_desc_base& pd) {
 
 int64_t PrimitivesCreated() { return primitives_created.load(); }
 void CountPrimitive() { ++primitives_created; }
+int64_t KernelsTimed() { return kernels_timed.load(); }
 
 dnnl::stream& ThreadStream(const dnnl::engine& engine) {
   thread_local dnnl_engine_t key = nullptr;
@@ -249,6 +251,7 @@ absl::StatusOr<double> TimeKernel(const dnnl::engine& engine, const Kernel& kern
   ASSIGN_OR_RETURN(Tensor scratch,
                    Tensor::Allocate(DataType::kUint8, {static_cast<int64_t>(kernel.scratch_bytes()) + 64}));
   KernelArgs args{in, absl::MakeSpan(out), scratch.raw_data()};
+  ++kernels_timed;
   double best = 1e30;
   for (int r = 0; r <= reps; ++r) {
     const auto start = std::chrono::steady_clock::now();

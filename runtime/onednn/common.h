@@ -46,6 +46,7 @@ std::shared_ptr<const Layout> LayoutFor(Backend* owner, const dnnl::memory::desc
 // run creates none.
 int64_t PrimitivesCreated();
 void CountPrimitive();
+int64_t KernelsTimed();  // calls of TimeKernel so far
 
 // One stream per thread: a CPU stream is not meant to be shared by threads
 // that execute concurrently.

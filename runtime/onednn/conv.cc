@@ -204,10 +204,9 @@ KernelOr CompileConv(const OpContext& c) {
   const auto any = memory::format_tag::any;
   const auto f32 = memory::data_type::f32;
   // The blocked variant pins 2-D convolutions to nChw16c where channels allow.
+  auto pinnable = [&](int64_t channels) { return x.shape.size() == 4 && channels % 16 == 0; };
   auto format = [&](int64_t channels) {
-    return variant == kWinogradBlocked && x.shape.size() == 4 && channels % 16 == 0
-               ? memory::format_tag::nChw16c
-               : any;
+    return variant == kWinogradBlocked && pinnable(channels) ? memory::format_tag::nChw16c : any;
   };
   const memory::desc src_any(ToDims(x.shape), f32, format(x.shape[1]));
   const memory::desc weight_any(weight_dims, f32, any);
@@ -222,6 +221,10 @@ KernelOr CompileConv(const OpContext& c) {
   const bool winograd_shape = c.options.winograd && x.shape.size() == 4 && group == 1 &&
                               w.shape[2] == 3 && w.shape[3] == 3 &&
                               g.strides == memory::dims{1, 1} && g.dilates == memory::dims{0, 0};
+  if (c.request.variant_sensitive != nullptr &&
+      (winograd_shape || pinnable(x.shape[1]) || (!FewChannels(y) && pinnable(y[1])))) {
+    *c.request.variant_sensitive = true;
+  }
   // Candidates in order of preference; later ones stand in when earlier ones
   // have no implementation for this shape.
   std::vector<dnnl::algorithm> algorithms = {dnnl::algorithm::convolution_direct};

@@ -449,6 +449,39 @@ TEST_F(OnednnInt8Test, MeasuredPlansTryWinogradOnInt8ConvsAndAgree) {
   EXPECT_GE(measured, 1);
 }
 
+TEST_F(OnednnInt8Test, PlanVariantsAreBuiltWhereTheyDifferAndShareTimedChoices) {
+  // The backend's variants differ only in fp32 convolutions: an int8 plan is
+  // built once; one with an fp32 3x3 convolution once per variant, its int8
+  // convolution's Winograd choice timed in the first and taken by the rest.
+  if (!reference::WinogradInt8Available()) GTEST_SKIP() << "no AVX-512 VNNI";
+  for (const bool mixed : {false, true}) {
+    SCOPED_TRACE(mixed ? "int8 and fp32" : "int8");
+    Graph g = mixed ? testing::MixedPrecisionQdqGraph() : testing::SlimserveQdqGraph(true);
+    ASSERT_TRUE(Optimize(g, {}).ok());
+    ExecutorOptions options;
+    options.backends = {backend_.get()};
+    options.num_threads = 2;
+    auto executor = Executor::Create(g, options).value();
+    const int64_t timed = KernelsTimedForTesting();
+    const auto summary = executor->Prepare({RandomTensor({2, 16, 8, 8}, 3)});
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    int winograd = 0;
+    for (const auto& node : summary->nodes) winograd += node.kernel.find("int8 Winograd") != std::string::npos;
+    ASSERT_GE(winograd, 1);
+    const int64_t compiled = executor->stats().kernels_compiled;
+    if (mixed) {
+      EXPECT_GT(compiled, static_cast<int64_t>(summary->nodes.size()));
+      // Once per int8 choice (direct and Winograd); the fp32 convolution may
+      // time direct against Winograd in the per-layer variant.
+      EXPECT_GE(KernelsTimedForTesting() - timed, 2 * winograd);
+      EXPECT_LE(KernelsTimedForTesting() - timed, 2 * winograd + 2);
+    } else {
+      EXPECT_EQ(compiled, static_cast<int64_t>(summary->nodes.size()));
+      EXPECT_EQ(KernelsTimedForTesting() - timed, 2 * winograd);
+    }
+  }
+}
+
 TEST_F(OnednnInt8Test, DynamicQuantizationMatMulTakesScalesPerRun) {
   // Float output of 12 uint8 inputs times int8 weights: only float rounding differs.
   for (uint32_t seed : {9, 10}) {

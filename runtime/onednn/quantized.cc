@@ -311,28 +311,41 @@ KernelOr CompileQuantizedConv(const OpContext& c) {
   c.SetOutputFormat(0, pd.dst_desc());
   // Winograd, where it applies, is kept when it measures faster than direct
   // convolution and its outputs agree (exact sums; one step of rounding).
-  // Every plan variant tries it: they differ only in fp32 convolutions.
+  // The first plan variant built times it; the others, which differ only in
+  // fp32 convolutions, take its choice (CompileRequest::choices).
   if (!c.request.measure) return kernel;
-  std::unique_ptr<WinogradInt8Kernel> winograd = WinogradInt8Kernel::Make(c, g, pd.dst_desc());
-  if (winograd == nullptr) return kernel;
-  std::vector<float> direct_result, winograd_result;
-  const std::vector<TensorDesc> outs = OutputsIn(c, pd.dst_desc());
-  ASSIGN_OR_RETURN(const double direct_ms, TimeKernel(c.engine, *kernel, c.request.inputs, outs, 3, &direct_result));
-  ASSIGN_OR_RETURN(const double winograd_ms,
-                   TimeKernel(c.engine, *winograd, c.request.inputs, outs, 3, &winograd_result));
-  double worst = 0, largest = 0;
-  for (size_t i = 0; i < direct_result.size(); ++i) {
-    worst = std::max<double>(worst, std::fabs(winograd_result[i] - direct_result[i]));
-    largest = std::max<double>(largest, std::fabs(direct_result[i]));
+  const std::string key = absl::StrCat("int8 Winograd for ", node.outputs[0]);
+  std::optional<KernelChoice> choice;
+  if (c.request.choices != nullptr && c.request.choices->contains(key)) choice = c.request.choices->at(key);
+  std::unique_ptr<WinogradInt8Kernel> winograd;
+  if (!choice.has_value() || choice->alternative) {
+    winograd = WinogradInt8Kernel::Make(c, g, pd.dst_desc());
+    if (winograd == nullptr) return kernel;
   }
-  const bool agree = worst <= (out == DataType::kFloat32 ? 1e-4 * largest : 1.0);
-  const std::string measured = absl::StrFormat("int8 Winograd F(4x4,3x3) %.3f ms, direct %.3f ms%s", winograd_ms,
-                                               direct_ms, agree ? "" : " (results differ)");
-  if (agree && winograd_ms < direct_ms) {
-    winograd->set_description(measured);
+  if (!choice.has_value()) {
+    std::vector<float> direct_result, winograd_result;
+    const std::vector<TensorDesc> outs = OutputsIn(c, pd.dst_desc());
+    ASSIGN_OR_RETURN(const double direct_ms,
+                     TimeKernel(c.engine, *kernel, c.request.inputs, outs, 3, &direct_result));
+    ASSIGN_OR_RETURN(const double winograd_ms,
+                     TimeKernel(c.engine, *winograd, c.request.inputs, outs, 3, &winograd_result));
+    double worst = 0, largest = 0;
+    for (size_t i = 0; i < direct_result.size(); ++i) {
+      worst = std::max<double>(worst, std::fabs(winograd_result[i] - direct_result[i]));
+      largest = std::max<double>(largest, std::fabs(direct_result[i]));
+    }
+    const bool agree = worst <= (out == DataType::kFloat32 ? 1e-4 * largest : 1.0);
+    const std::string measured = absl::StrFormat("int8 Winograd F(4x4,3x3) %.3f ms, direct %.3f ms%s",
+                                                 winograd_ms, direct_ms, agree ? "" : " (results differ)");
+    const bool faster = agree && winograd_ms < direct_ms;
+    choice = KernelChoice{faster, faster ? measured : absl::StrCat("direct: ", measured)};
+    if (c.request.choices != nullptr) (*c.request.choices)[key] = *choice;
+  }
+  if (choice->alternative) {
+    winograd->set_description(choice->description);
     return winograd;
   }
-  kernel->set_description(absl::StrCat("direct: ", measured));
+  kernel->set_description(choice->description);
   return kernel;
 }
 

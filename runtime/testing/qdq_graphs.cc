@@ -77,6 +77,21 @@ Graph SlimserveQdqGraph(bool int8_residual) {
   return b.Build();
 }
 
+Graph MixedPrecisionQdqGraph() {
+  GraphBuilder b;
+  b.Input("x", {-1, 16, 8, 8});
+  QuantizedWeights(b, "w1", {16, 16, 3, 3}, 0, true, 21);
+  b.Constant("b1", RandomTensor({16}, 22));
+  b.Constant("w2", RandomTensor({16, 16, 3, 3}, 23, -0.3f, 0.3f));
+  Qdq<uint8_t>(b, "x", "x_dq", 2.0f / 255, 128);
+  b.Node("Conv", {"x_dq", "w1", "b1"}, {"c1"}).Ints("pads", {1, 1, 1, 1});
+  b.Node("Relu", {"c1"}, {"r1"});
+  Qdq<uint8_t>(b, "r1", "r1_dq", 4.0f / 255, 0);
+  b.Node("Conv", {"r1_dq", "w2"}, {"y"}).Ints("pads", {1, 1, 1, 1});
+  b.Output("y");
+  return b.Build();
+}
+
 Graph OrtQdqGraph() {
   GraphBuilder b;
   b.Input("x", {-1, 8, 6, 6});

@@ -16,6 +16,11 @@ namespace slimserve::runtime::testing {
 // writes residual blocks now), else x itself (as it did before).
 Graph SlimserveQdqGraph(bool int8_residual = true);
 
+// x [N, 16, 8, 8] -> QDQ (uint8) -> Conv 3x3 + bias (int8 weights, one
+// scale per output channel) -> Relu -> QDQ -> Conv 3x3 with float weights
+// (unquantized) -> y [N, 16, 8, 8]: an int8 model with one node kept in fp32.
+Graph MixedPrecisionQdqGraph();
+
 // x [N, 8, 6, 6] -> QDQ (int8) -> Conv (per-tensor weights, int32 bias) ->
 // QDQ -> Relu -> QDQ -> Conv (per-channel) -> QDQ -> Add (QDQ'd Relu output)
 // -> QDQ -> MaxPool -> QDQ -> Conv with float weights (unquantized) -> Sigmoid
