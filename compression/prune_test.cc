@@ -184,7 +184,9 @@ Accuracy FashionAfter(const PruneOptions& options, bool recover = true) {
   Fold(pruned);
   const DataSet calibration = Load(original, "fashion_mnist_train.npz");
   const DataSet test = Load(original, "fashion_mnist_test.npz");
-  if (recover) EXPECT_TRUE(Recover(original, pruned, *report, calibration.Batches(0, 512, 128), {}).ok());
+  if (recover) {
+    EXPECT_TRUE(Recover(original, pruned, *report, calibration.Batches(0, 512, 128), {}).ok());
+  }
   auto e = Evaluate(original, pruned, test, {});
   EXPECT_TRUE(e.ok()) << e.status();
   if (!e.ok()) return {};
@@ -290,7 +292,9 @@ void ExpectValidWhenPruned(const std::string& model, const std::string& data, in
   Fold(pruned);
   const DataSet pages = Load(original, data);
   ASSERT_GT(pages.rows(), 0);
-  if (recover > 0) ASSERT_TRUE(Recover(original, pruned, *report, pages.Batches(0, recover, 4), {}).ok());
+  if (recover > 0) {
+    ASSERT_TRUE(Recover(original, pruned, *report, pages.Batches(0, recover, 4), {}).ok());
+  }
   auto a = Compile(original, 0);
   auto b = Compile(pruned, 0);
   ASSERT_TRUE(a.ok() && b.ok()) << b.status();
