@@ -98,15 +98,20 @@ struct Candidate {
 
 // Largest |x - reference| relative to the largest |reference|.
 double Difference(const std::vector<float>& x, const std::vector<float>& reference) {
-  double max_ref = 1e-30, max_diff = 0;
-  for (size_t k = 0; k < reference.size() && k < x.size(); ++k) {
-    max_ref = std::max<double>(max_ref, std::fabs(reference[k]));
-    max_diff = std::max<double>(max_diff, std::fabs(x[k] - reference[k]));
-  }
-  return max_diff / max_ref;
+  const Disagreement d = Compare(x, reference);
+  return d.worst / std::max(d.largest, 1e-30);
 }
 
 }  // namespace
+
+Disagreement Compare(const std::vector<float>& x, const std::vector<float>& reference) {
+  Disagreement d;
+  for (size_t k = 0; k < reference.size() && k < x.size(); ++k) {
+    d.largest = std::max<double>(d.largest, std::fabs(reference[k]));
+    d.worst = std::max<double>(d.worst, std::fabs(x[k] - reference[k]));
+  }
+  return d;
+}
 
 std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& md) {
   std::vector<TensorDesc> outs(c.request.outputs.begin(), c.request.outputs.end());

@@ -97,6 +97,13 @@ class ReorderedInputs {
 // that writes it there (TimeKernel).
 std::vector<TensorDesc> OutputsIn(const OpContext& c, const dnnl::memory::desc& md);
 
+// Where two kernels' outputs (TimeKernel's first_output) part: the largest
+// |x - reference| and the largest |reference|, over the elements both have.
+struct Disagreement {
+  double worst = 0, largest = 0;
+};
+Disagreement Compare(const std::vector<float>& x, const std::vector<float>& reference);
+
 }  // namespace slimserve::runtime::onednn
 
 #endif  // SLIMSERVE_RUNTIME_ONEDNN_OPS_H_

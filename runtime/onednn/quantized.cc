@@ -13,7 +13,6 @@
 // thus pass u8 tensors in oneDNN's blocked formats, with no float between.
 // Scales and zero points are constants (static quantization), or for matrix
 // products also values computed per request (dynamic quantization).
-#include <cmath>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -329,12 +328,8 @@ KernelOr CompileQuantizedConv(const OpContext& c) {
                      TimeKernel(c.engine, *kernel, c.request.inputs, outs, 3, &direct_result));
     ASSIGN_OR_RETURN(const double winograd_ms,
                      TimeKernel(c.engine, *winograd, c.request.inputs, outs, 3, &winograd_result));
-    double worst = 0, largest = 0;
-    for (size_t i = 0; i < direct_result.size(); ++i) {
-      worst = std::max<double>(worst, std::fabs(winograd_result[i] - direct_result[i]));
-      largest = std::max<double>(largest, std::fabs(direct_result[i]));
-    }
-    const bool agree = worst <= (out == DataType::kFloat32 ? 1e-4 * largest : 1.0);
+    const Disagreement d = Compare(winograd_result, direct_result);
+    const bool agree = d.worst <= (out == DataType::kFloat32 ? 1e-4 * d.largest : 1.0);
     const std::string measured = absl::StrFormat("int8 Winograd F(4x4,3x3) %.3f ms, direct %.3f ms%s",
                                                  winograd_ms, direct_ms, agree ? "" : " (results differ)");
     const bool faster = agree && winograd_ms < direct_ms;
