@@ -43,17 +43,26 @@ def both_axes(t, m):
     return torch.tensordot(m, t, dims=([m.dim() - 2], [1])).transpose(-1, -2)
 
 
-def winograd_domain_int8(q, w, v_scale=None):
-    """conv3x3(q, w), pad 1, for integer q [N,C,H,W] and s8 w [K,C,3,3], with the transformed
-    inputs and weights rounded to 8 bits. Returns (output, per-position |V| percentile) where
-    v_scale None means: only measure the percentile."""
-    n, c, h, wd = q.shape
+def transformed_inputs(q):
+    """B^T d B of the 6x6 tiles (pad 1, stride 4) of integer q [N,C,H,W]: [N,C,th,tw,6,6], exact."""
+    h, wd = q.shape[2:]
     th, tw = (h + 3) // 4, (wd + 3) // 4
     x = F.pad(q, (1, 4 * tw + 1 - wd, 1, 4 * th + 1 - h))
-    tiles = x.unfold(2, 6, 4).unfold(3, 6, 4)  # N,C,th,tw,6,6
-    v = both_axes(B_T, tiles)
-    if v_scale is None:
-        return None, torch.quantile(v.abs().permute(4, 5, 0, 1, 2, 3).reshape(36, -1)[:, ::7], 0.9999, dim=1)
+    return both_axes(B_T, x.unfold(2, 6, 4).unfold(3, 6, 4))
+
+
+def position_percentiles(v):
+    """The 99.99th percentile of |v| per tile position (of every 7th value), [36]."""
+    return torch.quantile(v.abs().permute(4, 5, 0, 1, 2, 3).reshape(36, -1)[:, ::7], 0.9999, dim=1)
+
+
+def winograd_domain_int8(q, w, v_scale):
+    """conv3x3(q, w), pad 1, for integer q [N,C,H,W] and s8 w [K,C,3,3], with the transformed
+    inputs rounded to 8 bits at v_scale / 127 per position and the transformed weights at one
+    scale per position and output channel."""
+    n, c, h, wd = q.shape
+    v = transformed_inputs(q)
+    th, tw = v.shape[2:4]
     s = (v_scale / 127).reshape(6, 6)
     vq = torch.clamp(torch.round(v / s), -128, 127) * s
     u = both_axes(G, w)  # K,C,6,6
@@ -62,7 +71,7 @@ def winograd_domain_int8(q, w, v_scale=None):
     m = torch.bmm(vq.permute(4, 5, 0, 2, 3, 1).reshape(36, -1, c), uq.permute(2, 3, 1, 0).reshape(36, c, -1))
     m = m.reshape(6, 6, n, th, tw, -1).permute(2, 5, 3, 4, 0, 1)
     y = both_axes(A_T, m)  # N,K,th,tw,4,4
-    return y.permute(0, 1, 2, 4, 3, 5).reshape(n, -1, 4 * th, 4 * tw)[:, :, :h, :wd], None
+    return y.permute(0, 1, 2, 4, 3, 5).reshape(n, -1, 4 * th, 4 * tw)[:, :, :h, :wd]
 
 
 def main():
@@ -94,8 +103,8 @@ def main():
                 wq = torch.round(w / w_scale)
                 if mode == "winograd" and w.shape[1] >= 16:
                     if "v" not in layer:
-                        layer["v"] = winograd_domain_int8(q, wq)[1]
-                    acc, _ = winograd_domain_int8(q, wq, layer["v"])
+                        layer["v"] = position_percentiles(transformed_inputs(q))
+                    acc = winograd_domain_int8(q, wq, layer["v"])
                 else:
                     acc = conv3x3(q, wq)
                 y = F.relu(acc * scale * w_scale.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1))
