@@ -142,7 +142,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, 6, 6, 96, 80, 1, 1, 1, 1, false, false, true, true, T::kFloat32},
                       Case{1, 28, 28, 64, 64, 1, 1, 1, 1, false, true, true, false, T::kUint8},
                       Case{1, 9, 6, 32, 16, 1, 1, 1, 1, true, true, true, true, T::kUint8},
-                      Case{1, 4, 4, 16, 16, 1, 1, 1, 1, false, false, true, false, T::kInt8}));
+                      Case{1, 4, 4, 16, 16, 1, 1, 1, 1, false, false, true, false, T::kInt8},
+                      // Two blocks per thread, the last ones short.
+                      Case{4, 28, 28, 64, 64, 1, 1, 1, 1, false, true, true, true, T::kUint8},
+                      // Weights over 8 MiB, fetched ahead of their products.
+                      Case{3, 7, 7, 512, 512, 1, 1, 1, 1, false, true, true, false, T::kUint8}));
 
 }  // namespace
 }  // namespace slimserve::runtime::reference
