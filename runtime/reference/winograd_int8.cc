@@ -379,6 +379,7 @@ void WinogradInt8Conv(const WinogradInt8Weights& w, const void* x, bool x_signed
   const bool parallel = WorthThreads(num_threads, tiles.count, 36.0 * tiles.count * w.depth * w.out_channels);
   const Blocking blocking(w, tiles, num_threads);  // as WinogradInt8ScratchBytes sized it
   const int64_t per_block = blocking.per_block, thread_bytes = blocking.ScratchBytes(w);
+  // A static schedule hands each thread per_thread consecutive blocks: its share.
 #pragma omp parallel for num_threads(std::max(1, num_threads)) if (parallel) schedule(static)
   for (int64_t block = 0; block < blocking.blocks; ++block) {
     int64_t first, last;

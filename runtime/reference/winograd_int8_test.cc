@@ -145,7 +145,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{1, 4, 4, 16, 16, 1, 1, 1, 1, false, false, true, false, T::kInt8},
                       // Two blocks per thread, the last ones short.
                       Case{4, 28, 28, 64, 64, 1, 1, 1, 1, false, true, true, true, T::kUint8},
-                      // Weights over 8 MiB, fetched ahead of their products.
+                      // Weights over 8 MiB: blocks sized to read them once per thread.
                       Case{3, 7, 7, 512, 512, 1, 1, 1, 1, false, true, true, false, T::kUint8}));
 
 }  // namespace
